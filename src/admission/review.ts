@@ -1,0 +1,156 @@
+import { BreezeError } from '../errors.js';
+import { asRecord, asString, isRecord, type JsonRecord } from '../model/json.js';
+import type { Problem } from './findings.js';
+import { formatProblems } from './findings.js';
+
+export const REVIEW_VERSIONS = ['admission.k8s.io/v1', 'admission.k8s.io/v1beta1'] as const;
+export type ReviewVersion = (typeof REVIEW_VERSIONS)[number];
+export const OPERATIONS = ['CREATE', 'UPDATE', 'DELETE', 'CONNECT'] as const;
+export type Operation = (typeof OPERATIONS)[number];
+
+/** The parts of an AdmissionReview request Breeze uses, already checked. */
+export interface AdmissionRequest {
+  readonly apiVersion: ReviewVersion;
+  readonly uid: string;
+  readonly group: string;
+  readonly version: string;
+  readonly kind: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly operation: Operation;
+  readonly dryRun: boolean;
+  readonly user: string;
+  /** The object as sent (CREATE, UPDATE); absent on DELETE. */
+  readonly object: JsonRecord | undefined;
+  /** The stored object (UPDATE, DELETE). */
+  readonly oldObject: JsonRecord | undefined;
+}
+
+/**
+ * Decodes an AdmissionReview. A body that is not a review, or a review without `request.uid`,
+ * throws BAD_REQUEST (the server answers HTTP 400). A review with a uid but other broken parts
+ * also throws BAD_REQUEST, carrying the uid so the answer can echo it.
+ */
+export function decodeReview(body: unknown): AdmissionRequest {
+  if (!isRecord(body))
+    throw new BreezeError('BAD_REQUEST', 'the body must be a JSON object (an AdmissionReview)');
+  const apiVersion = asString(body.apiVersion);
+  const version = REVIEW_VERSIONS.find((v) => v === apiVersion);
+  if (version === undefined) {
+    throw new BreezeError(
+      'BAD_REQUEST',
+      `apiVersion must be admission.k8s.io/v1 or admission.k8s.io/v1beta1, got ${JSON.stringify(apiVersion ?? null)}`,
+    );
+  }
+  if (body.kind !== 'AdmissionReview') {
+    throw new BreezeError(
+      'BAD_REQUEST',
+      `kind must be AdmissionReview, got ${JSON.stringify(body.kind ?? null)}`,
+    );
+  }
+  const request = asRecord(body.request);
+  if (request === undefined)
+    throw new BreezeError('BAD_REQUEST', 'request is missing: not an AdmissionReview request');
+  const uid = asString(request.uid);
+  if (uid === undefined || uid === '')
+    throw new BreezeError('BAD_REQUEST', 'request.uid is missing or empty');
+
+  const fail = (message: string): never => {
+    throw new ReviewError(version, uid, message);
+  };
+  const gvk = asRecord(request.kind) ?? fail('request.kind must be an object with group, version and kind');
+  const kind = asString(gvk.kind) ?? fail('request.kind.kind must be a string');
+  const operation =
+    OPERATIONS.find((o) => o === request.operation) ??
+    fail(`request.operation must be one of ${OPERATIONS.join(', ')}`);
+  const object = optionalObject(request.object, 'request.object', fail);
+  const oldObject = optionalObject(request.oldObject, 'request.oldObject', fail);
+  if ((operation === 'CREATE' || operation === 'UPDATE') && object === undefined) {
+    fail(`request.object is required for ${operation}`);
+  }
+  return {
+    apiVersion: version,
+    uid,
+    group: asString(gvk.group) ?? '',
+    version: asString(gvk.version) ?? '',
+    kind,
+    namespace: asString(request.namespace) ?? '',
+    name: asString(request.name) ?? '',
+    operation,
+    dryRun: request.dryRun === true,
+    user: asString(asRecord(request.userInfo)?.username) ?? '',
+    object,
+    oldObject,
+  };
+}
+
+function optionalObject(value: unknown, path: string, fail: (m: string) => never): JsonRecord | undefined {
+  if (value === undefined || value === null) return undefined;
+  return asRecord(value) ?? fail(`${path} must be an object`);
+}
+
+/** A review whose uid is known but which is otherwise malformed: answered in-band with code 400. */
+export class ReviewError extends BreezeError {
+  constructor(
+    readonly apiVersion: ReviewVersion,
+    readonly uid: string,
+    message: string,
+  ) {
+    super('BAD_REQUEST', message);
+  }
+}
+
+export interface JsonPatchOp {
+  readonly op: string;
+  readonly path: string;
+  readonly value?: unknown;
+  readonly from?: string;
+}
+
+/** The decision before it is encoded. */
+export interface Decision {
+  readonly allowed: boolean;
+  /** HTTP-like status carried in `response.status.code` (422 denial, 400 bad request, 500 internal). */
+  readonly code: number;
+  readonly reason?: string;
+  readonly message?: string;
+  readonly problems?: readonly Problem[];
+  readonly warnings?: readonly string[];
+  readonly patch?: readonly JsonPatchOp[];
+}
+
+export function allow(warnings: readonly string[] = [], patch: readonly JsonPatchOp[] = []): Decision {
+  return { allowed: true, code: 200, warnings, patch };
+}
+
+export function deny(problems: readonly Problem[], warnings: readonly string[] = []): Decision {
+  return {
+    allowed: false,
+    code: 422,
+    reason: 'Invalid',
+    message: formatProblems(problems),
+    problems,
+    warnings,
+  };
+}
+
+/** Encodes the response AdmissionReview in the request's version, always echoing the uid. */
+export function encodeReview(apiVersion: ReviewVersion, uid: string, d: Decision): JsonRecord {
+  const response: JsonRecord = { uid, allowed: d.allowed };
+  if (!d.allowed) {
+    const status: JsonRecord = { status: 'Failure', code: d.code, message: d.message ?? '' };
+    if (d.reason !== undefined) status.reason = d.reason;
+    if (d.problems !== undefined && d.problems.length > 0) {
+      status.details = {
+        causes: d.problems.map((p) => ({ type: 'FieldValueInvalid', field: p.path, message: p.message })),
+      };
+    }
+    response.status = status;
+  }
+  if (d.warnings !== undefined && d.warnings.length > 0) response.warnings = [...d.warnings];
+  if (d.allowed && d.patch !== undefined && d.patch.length > 0) {
+    response.patchType = 'JSONPatch';
+    response.patch = Buffer.from(JSON.stringify(d.patch)).toString('base64');
+  }
+  return { apiVersion, kind: 'AdmissionReview', response };
+}

@@ -1,0 +1,51 @@
+import { isIP } from 'node:net';
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS_LABEL_ANY_CASE = /^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?$/;
+
+/** RFC 1123 label as Kubernetes checks it: lowercase alphanumerics and '-', at most 63 characters. */
+export function isDns1123Label(s: string): boolean {
+  return s.length > 0 && s.length <= 63 && DNS_LABEL.test(s);
+}
+
+/** A DNS name without wildcard, as Istio accepts hosts (labels of any case, 253 characters at most). */
+export function isDnsName(s: string): boolean {
+  if (s.length === 0 || s.length > 253) return false;
+  return s.split('.').every((l) => l.length <= 63 && DNS_LABEL_ANY_CASE.test(l));
+}
+
+/** Kubernetes label value: empty, or 63 characters at most of [A-Za-z0-9._-] starting and ending alphanumeric. */
+export function isLabelValue(s: string): boolean {
+  return s === '' || (s.length <= 63 && /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/.test(s));
+}
+
+/** Kubernetes label key: optional DNS-subdomain prefix and '/', then a name part like a label value. */
+export function isLabelKey(s: string): boolean {
+  const slash = s.lastIndexOf('/');
+  const name = slash < 0 ? s : s.slice(slash + 1);
+  if (name === '' || !isLabelValue(name)) return false;
+  if (slash < 0) return true;
+  const prefix = s.slice(0, slash);
+  return prefix.length <= 253 && prefix.split('.').every(isDns1123Label);
+}
+
+export function isIpAddress(s: string): boolean {
+  return isIP(s) !== 0;
+}
+
+/** `10.0.0.0/8` or `2001:db8::/32`: an address with a prefix length in range. */
+export function isCidr(s: string): boolean {
+  const slash = s.indexOf('/');
+  if (slash < 0) return false;
+  const family = isIP(s.slice(0, slash));
+  const bits = s.slice(slash + 1);
+  if (family === 0 || !/^\d{1,3}$/.test(bits)) return false;
+  return Number(bits) <= (family === 4 ? 32 : 128);
+}
+
+/** Short names resolve in a namespace: `reviews` in ns `a` is `reviews.a.svc.cluster.local`. */
+export function resolveHost(host: string, namespace: string, domain: string): string {
+  const h = host.toLowerCase();
+  if (h.includes('.') || h === '*') return h;
+  return `${h}.${namespace}.svc.${domain}`;
+}
