@@ -72,7 +72,9 @@ export function formatProblems(problems: readonly Problem[]): string {
 export function show(value: unknown): string {
   let s: string;
   try {
-    s = JSON.stringify(value) ?? String(value);
+    // JSON.stringify answers undefined for undefined and functions, whatever its type says.
+    const json = JSON.stringify(value) as string | undefined;
+    s = json ?? String(value);
   } catch {
     s = String(value);
   }

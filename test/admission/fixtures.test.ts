@@ -27,7 +27,9 @@ const root = new URL('../fixtures/admission/', import.meta.url).pathname;
 
 for (const dir of readdirSync(root).sort()) {
   t.test(dir, async (t) => {
-    const files = readdirSync(join(root, dir)).filter((f) => f.endsWith('.json')).sort();
+    const files = readdirSync(join(root, dir))
+      .filter((f) => f.endsWith('.json'))
+      .sort();
     t.ok(files.length > 0, 'has fixtures');
     for (const file of files) {
       const fx = JSON.parse(readFileSync(join(root, dir, file), 'utf8')) as Fixture;
@@ -59,7 +61,10 @@ for (const dir of readdirSync(root).sort()) {
         if (patch.length > 0) {
           t.equal(body.response.patchType, 'JSONPatch');
           // Idempotence: the patched object needs no further patch.
-          const patched = fastJsonPatch.applyPatch(structuredClone(fx.review.request.object), patch).newDocument;
+          const patched = fastJsonPatch.applyPatch(
+            structuredClone(fx.review.request.object),
+            patch,
+          ).newDocument;
           const again = structuredClone(fx.review) as any;
           again.request.object = patched;
           again.request.uid = `${fx.review.request.uid}-again`;
