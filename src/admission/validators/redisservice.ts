@@ -1,8 +1,189 @@
-import { FindingsBuilder, type Findings } from '../findings.js';
-import type { JsonRecord } from '../../model/json.js';
+import { asArray, asRecord, type JsonRecord } from '../../model/json.js';
+import { field, FindingsBuilder, show, type Findings } from '../findings.js';
+import {
+  checkAuth,
+  checkBoolean,
+  checkDestination,
+  checkDuration,
+  checkEnum,
+  checkHost,
+  checkInteger,
+  checkList,
+  checkObject,
+  checkPercentage,
+  showScalar,
+  EXAMPLE_REDIS_HOST,
+  UINT32_MAX,
+} from './redis-common.js';
 import type { ValidationContext } from './types.js';
 
-// PLACEHOLDER: replaced by the real validator in this same change.
-export function validateRedisService(_object: JsonRecord, _ctx: ValidationContext): Findings {
-  return new FindingsBuilder().build();
+export const READ_POLICIES = ['MASTER', 'PREFER_MASTER', 'REPLICA', 'PREFER_REPLICA', 'ANY'] as const;
+export const FAULT_TYPES = ['DELAY', 'ERROR'] as const;
+const EXAMPLE_ROUTE_HOST = 'redis-user.redis.svc.cluster.local';
+const EXAMPLE_MIRROR_HOST = 'redis-shadow.redis.svc.cluster.local';
+
+/**
+ * RedisService (redis.aeraki.io/v1alpha1): the hosts it applies to, proxy settings, key-prefix
+ * routes with mirrors, and faults.
+ */
+export function validateRedisService(object: JsonRecord, _ctx: ValidationContext): Findings {
+  const f = new FindingsBuilder();
+  const spec = asRecord(object.spec);
+  if (spec === undefined) {
+    return f
+      .deny(
+        'spec',
+        `must be an object with host and optional settings, redis and faults, got ${showScalar(object.spec)}`,
+      )
+      .build();
+  }
+  checkHosts(spec, f);
+  checkSettings(spec.settings, f);
+  checkRoutes(spec.redis, f);
+  checkFaults(spec.faults, f);
+  return f.build();
+}
+
+function checkHosts(spec: JsonRecord, f: FindingsBuilder): void {
+  const raw = spec.host;
+  if (raw === undefined || raw === null) {
+    const misnamed = spec.hosts !== undefined ? ' (the field is host, not hosts)' : '';
+    f.deny(
+      'spec.host',
+      `is required${misnamed}: list the hosts this applies to, e.g. ["${EXAMPLE_REDIS_HOST}"]`,
+    );
+    return;
+  }
+  const hosts = asArray(raw);
+  if (hosts === undefined) {
+    const hint = typeof raw === 'string' ? `; write [${show(raw)}]` : '';
+    f.deny('spec.host', `must be a list of host names, got ${show(raw)}${hint}`);
+  } else if (hosts.length === 0) {
+    f.deny('spec.host', `must list at least one host, e.g. ["${EXAMPLE_REDIS_HOST}"]`);
+  } else {
+    hosts.forEach((h, i) => checkHost(f, field('spec', 'host', i), h));
+  }
+}
+
+function checkSettings(raw: unknown, f: FindingsBuilder): void {
+  const s = checkObject(f, 'spec.settings', raw, 'proxy settings such as opTimeout and auth');
+  if (s === undefined) return;
+  const path = (name: string): string => field('spec', 'settings', name);
+  for (const name of ['caseInsensitive', 'enableCommandStats', 'enableHashtagging', 'enableRedirection']) {
+    checkBoolean(f, path(name), s[name]);
+  }
+  checkDuration(f, path('opTimeout'), s.opTimeout);
+  checkInteger(f, path('maxBufferSizeBeforeFlush'), s.maxBufferSizeBeforeFlush, 0, UINT32_MAX);
+  checkDuration(f, path('bufferFlushTimeout'), s.bufferFlushTimeout);
+  checkInteger(f, path('maxUpstreamUnknownConnections'), s.maxUpstreamUnknownConnections, 0, UINT32_MAX);
+  checkEnum(f, path('readPolicy'), s.readPolicy, READ_POLICIES);
+  checkAuth(f, path('auth'), s.auth);
+}
+
+function checkRoutes(raw: unknown, f: FindingsBuilder): void {
+  const routes = checkList(f, 'spec.redis', raw, 'routes') ?? [];
+  const firstWithPrefix = new Map<string, number>();
+  let firstCatchAll: number | undefined;
+  routes.forEach((item, i) => {
+    const path = field('spec', 'redis', i);
+    const r = asRecord(item);
+    if (r === undefined) {
+      f.deny(path, `must be an object with route and optional match and mirror, got ${show(item)}`);
+      return;
+    }
+    const prefix = checkMatch(r.match, path, f);
+    if (prefix === null) {
+      if (firstCatchAll === undefined) firstCatchAll = i;
+      else {
+        f.deny(
+          path,
+          `is a second catch-all route (no match.key) after spec.redis[${firstCatchAll}]; ` +
+            'only one can take the unmatched keys: give this one a match.key.prefix or remove it',
+        );
+      }
+    } else if (prefix !== undefined) {
+      const first = firstWithPrefix.get(prefix);
+      if (first === undefined) firstWithPrefix.set(prefix, i);
+      else {
+        f.deny(
+          field(path, 'match', 'key', 'prefix'),
+          `${show(prefix)} is already used by spec.redis[${first}]; key prefixes must be unique: change it or merge the two routes`,
+        );
+      }
+    }
+    checkDestination(f, field(path, 'route'), r.route, 'destination for these keys', EXAMPLE_ROUTE_HOST);
+    checkMirrors(r.mirror, path, f);
+  });
+}
+
+/**
+ * Checks `match` and returns the key prefix it routes ('' when `key` has none), null for a
+ * catch-all route (no match or no match.key), or undefined when the match is denied.
+ */
+function checkMatch(raw: unknown, routePath: string, f: FindingsBuilder): string | null | undefined {
+  const matchPath = field(routePath, 'match');
+  if (raw === undefined || raw === null) return null;
+  const match = checkObject(f, matchPath, raw, 'key');
+  if (match === undefined) return undefined;
+  if (match.key === undefined || match.key === null) return null;
+  const keyPath = field(matchPath, 'key');
+  const key = checkObject(f, keyPath, match.key, 'prefix and optional removePrefix');
+  if (key === undefined) return undefined;
+  checkBoolean(f, field(keyPath, 'removePrefix'), key.removePrefix);
+  const prefix = key.prefix ?? '';
+  if (typeof prefix === 'string') return prefix;
+  f.deny(field(keyPath, 'prefix'), `must be a string such as "user:", got ${show(prefix)}`);
+  return undefined;
+}
+
+function checkMirrors(raw: unknown, routePath: string, f: FindingsBuilder): void {
+  const mirrors = checkList(f, field(routePath, 'mirror'), raw, 'mirror policies') ?? [];
+  mirrors.forEach((item, j) => {
+    const path = field(routePath, 'mirror', j);
+    const m = asRecord(item);
+    if (m === undefined) {
+      f.deny(path, `must be an object with route and percentage, got ${show(item)}`);
+      return;
+    }
+    checkDestination(f, field(path, 'route'), m.route, 'mirror destination', EXAMPLE_MIRROR_HOST);
+    checkPercentage(f, field(path, 'percentage'), m.percentage, 'commands to mirror');
+    checkBoolean(f, field(path, 'excludeReadCommands'), m.excludeReadCommands);
+  });
+}
+
+function checkFaults(raw: unknown, f: FindingsBuilder): void {
+  const faults = checkList(f, 'spec.faults', raw, 'faults') ?? [];
+  faults.forEach((item, i) => {
+    const path = field('spec', 'faults', i);
+    const fault = asRecord(item);
+    if (fault === undefined) {
+      f.deny(path, `must be an object with type, percentage and delay, got ${show(item)}`);
+      return;
+    }
+    const type = fault.type ?? null;
+    checkEnum(f, field(path, 'type'), type, FAULT_TYPES);
+    checkPercentage(f, field(path, 'percentage'), fault.percentage, 'commands to fault');
+    const delay = fault.delay;
+    if (delay === undefined || delay === null) {
+      if (type === 'DELAY') {
+        f.deny(
+          field(path, 'delay'),
+          'is required for a DELAY fault: how long to hold the commands, e.g. "0.5s"',
+        );
+      } else if (type === null) {
+        f.deny(
+          field(path, 'delay'),
+          'is required: type defaults to DELAY, so set delay (e.g. "0.5s") or set type to ERROR',
+        );
+      }
+    } else {
+      checkDuration(f, field(path, 'delay'), delay);
+    }
+    const commands = checkList(f, field(path, 'commands'), fault.commands, 'Redis command names') ?? [];
+    commands.forEach((c, k) => {
+      if (typeof c !== 'string' || c.trim() === '') {
+        f.deny(field(path, 'commands', k), `must be a Redis command name such as "get", got ${show(c)}`);
+      }
+    });
+  });
 }

@@ -1,0 +1,360 @@
+/**
+ * Checks shared by the RedisService and RedisDestination validators (redis.aeraki.io/v1alpha1):
+ * hosts, ports, protobuf JSON durations, enums, plain JSON types and the `Auth` message.
+ *
+ * Everything under an `auth` field may hold a password, so messages about it describe a value's
+ * type and never render the value itself; nor do messages about an object field that got a list
+ * or object instead (it may contain an auth).
+ */
+import { asArray, asRecord, isInteger, type JsonRecord } from '../../model/json.js';
+import { isDnsName } from '../../model/names.js';
+import { field, show, type FindingsBuilder } from '../findings.js';
+import { isPortNumber } from './serviceentry.js';
+
+export const EXAMPLE_REDIS_HOST = 'redis.redis.svc.cluster.local';
+export const UINT32_MAX = 4294967295;
+
+/** protobuf JSON `google.protobuf.Duration`: non-negative seconds, at most 9 fraction digits, `s` suffix. */
+export const PROTO_DURATION = /^\d+(\.\d{1,9})?s$/;
+
+/** A Kubernetes object name that must be a DNS-1123 subdomain (Secret names). */
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+/** A key of a Secret's `data`. */
+const SECRET_KEY = /^[-._a-zA-Z0-9]+$/;
+
+export function isDns1123Subdomain(s: string): boolean {
+  return s.length <= 253 && DNS1123_SUBDOMAIN.test(s);
+}
+
+/** The kind of a value without its content: for fields that may hold a password. */
+export function describeType(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  switch (typeof value) {
+    case 'string':
+      return value === '' ? 'an empty string' : 'a string';
+    case 'number':
+      return 'a number';
+    case 'boolean':
+      return 'a boolean';
+    case 'object':
+      return 'an object';
+    default:
+      return typeof value;
+  }
+}
+
+/** `show` for a scalar, only the type for a list or object (which may hold an auth). */
+export function showScalar(value: unknown): string {
+  return typeof value === 'object' && value !== null ? describeType(value) : show(value);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Durations
+
+const NANOS_PER_UNIT: Readonly<Record<string, bigint>> = {
+  ns: 1n,
+  us: 1_000n,
+  µs: 1_000n, // U+00B5 micro sign
+  μs: 1_000n, // U+03BC Greek mu
+  ms: 1_000_000n,
+  s: 1_000_000_000n,
+  m: 60_000_000_000n,
+  h: 3_600_000_000_000n,
+};
+const GO_DURATION_PART = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/y;
+const NANOS_PER_SECOND = 1_000_000_000n;
+
+/**
+ * Nanoseconds of an unsigned Go duration (`1m30s`, `500ms`, `1.5h`, `0`), which includes every
+ * protobuf duration (`1.5s`). Undefined when the text is not one, or is not a whole number of
+ * nanoseconds (`0.1ns`).
+ */
+export function goDurationNanos(text: string): bigint | undefined {
+  if (text === '0') return 0n;
+  if (text === '') return undefined;
+  let total = 0n;
+  let at = 0;
+  while (at < text.length) {
+    GO_DURATION_PART.lastIndex = at;
+    const m = GO_DURATION_PART.exec(text);
+    const [all, num, unit] = m ?? [];
+    const perUnit = NANOS_PER_UNIT[unit ?? ''];
+    if (all === undefined || num === undefined || perUnit === undefined) return undefined;
+    const [whole = '', frac = ''] = num.split('.');
+    const scale = 10n ** BigInt(frac.length);
+    const fracNanos = BigInt(frac === '' ? '0' : frac) * perUnit;
+    if (fracNanos % scale !== 0n) return undefined;
+    total += BigInt(whole === '' ? '0' : whole) * perUnit + fracNanos / scale;
+    at += all.length;
+  }
+  return total;
+}
+
+/** Nanoseconds as a protobuf JSON duration: 500000000n → `0.5s`, 90000000000n → `90s`. */
+export function protoDurationText(nanos: bigint): string {
+  const whole = (nanos / NANOS_PER_SECOND).toString();
+  const frac = nanos % NANOS_PER_SECOND;
+  if (frac === 0n) return `${whole}s`;
+  return `${whole}.${frac.toString().padStart(9, '0').replace(/0+$/, '')}s`;
+}
+
+/**
+ * The protobuf duration a user most likely meant by a value that is not one: `"500ms"` → `0.5s`,
+ * `"1m"` → `60s`, `"1.5"` or `1.5` → `1.5s`. Undefined when there is no sensible equivalent
+ * (negative, unparseable, or finer than a nanosecond).
+ */
+export function suggestProtoDuration(value: unknown): string | undefined {
+  let text: string;
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value) || value < 0) return undefined;
+    text = String(value);
+    return /^\d+(\.\d{1,9})?$/.test(text) ? `${text}s` : undefined;
+  }
+  if (typeof value !== 'string') return undefined;
+  text = value.trim();
+  if (text.startsWith('+')) text = text.slice(1);
+  if (/^\d+(\.\d{1,9})?$/.test(text)) return `${text}s`;
+  const nanos = goDurationNanos(text);
+  return nanos === undefined ? undefined : protoDurationText(nanos);
+}
+
+function isNegativeDuration(value: unknown): boolean {
+  if (typeof value === 'number') return value < 0;
+  return typeof value === 'string' && /^\s*-\s*[\d.]/.test(value);
+}
+
+/**
+ * Checks an optional protobuf JSON duration. Returns its nanoseconds when it is valid, undefined
+ * when it is absent or denied.
+ */
+export function checkDuration(f: FindingsBuilder, path: string, value: unknown): bigint | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === 'string' && PROTO_DURATION.test(value)) {
+    const nanos = goDurationNanos(value);
+    if (nanos !== undefined) return nanos;
+  }
+  if (isNegativeDuration(value)) {
+    f.deny(path, `${show(value)} is negative; use zero or more seconds with an "s" suffix, e.g. "1.5s"`);
+    return undefined;
+  }
+  const suggestion = suggestProtoDuration(value);
+  f.deny(
+    path,
+    suggestion === undefined
+      ? `${show(value)} is not a protobuf duration; write seconds with an "s" suffix, e.g. "1.5s"`
+      : `${show(value)} is not a protobuf duration; use "${suggestion}" (seconds with an "s" suffix)`,
+  );
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plain JSON types
+
+/**
+ * An optional object field: the record when it is one, undefined when absent (or null, as
+ * protobuf JSON reads null as unset) or denied. `what` completes "must be an object with …".
+ */
+export function checkObject(
+  f: FindingsBuilder,
+  path: string,
+  value: unknown,
+  what: string,
+): JsonRecord | undefined {
+  if (value === undefined || value === null) return undefined;
+  const r = asRecord(value);
+  if (r === undefined) f.deny(path, `must be an object with ${what}, got ${showScalar(value)}`);
+  return r;
+}
+
+/** An optional list field: the list when it is one, undefined when absent or denied. */
+export function checkList(
+  f: FindingsBuilder,
+  path: string,
+  value: unknown,
+  what: string,
+): readonly unknown[] | undefined {
+  if (value === undefined || value === null) return undefined;
+  const list = asArray(value);
+  if (list === undefined) f.deny(path, `must be a list of ${what}, got ${show(value)}`);
+  return list;
+}
+
+export function checkBoolean(f: FindingsBuilder, path: string, value: unknown): void {
+  if (value !== undefined && value !== null && typeof value !== 'boolean') {
+    f.deny(path, `must be true or false, got ${show(value)}`);
+  }
+}
+
+/** An optional integer from `min` to `max`. */
+export function checkInteger(
+  f: FindingsBuilder,
+  path: string,
+  value: unknown,
+  min: number,
+  max: number,
+): void {
+  if (value === undefined || value === null) return;
+  if (!isInteger(value) || value < min || value > max) {
+    f.deny(path, `must be an integer from ${min} to ${max}, got ${show(value)}`);
+  }
+}
+
+/** An optional enum written as its name; a name in the wrong case gets the right spelling. */
+export function checkEnum(f: FindingsBuilder, path: string, value: unknown, names: readonly string[]): void {
+  if (value === undefined || value === null) return;
+  if (typeof value === 'string' && names.includes(value)) return;
+  const upper = typeof value === 'string' ? value.toUpperCase() : undefined;
+  const hint = upper !== undefined && names.includes(upper) ? `; use "${upper}"` : '';
+  f.deny(path, `must be one of ${names.join(', ')}, got ${show(value)}${hint}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hosts and ports
+
+/** A required host: a DNS name without wildcard. */
+export function checkHost(
+  f: FindingsBuilder,
+  path: string,
+  value: unknown,
+  example = EXAMPLE_REDIS_HOST,
+): void {
+  if (value === undefined || value === null) {
+    f.deny(path, `is required: a service host name, e.g. ${example}`);
+  } else if (typeof value !== 'string' || !isDnsName(value)) {
+    f.deny(path, `${show(value)} is not a DNS name; use a plain host name without wildcard, e.g. ${example}`);
+  }
+}
+
+/** An optional port: when set (0 included), 1 to 65535. */
+export function checkPort(f: FindingsBuilder, path: string, value: unknown): void {
+  if (value === undefined || value === null || isPortNumber(value)) return;
+  f.deny(
+    path,
+    `must be an integer from 1 to 65535 (or omitted to use the service's port), got ${show(value)}`,
+  );
+}
+
+/**
+ * A required `{host, port}` destination (a RedisService route or mirror target); `role` names it
+ * in the message ("destination", "mirror destination").
+ */
+export function checkDestination(
+  f: FindingsBuilder,
+  path: string,
+  value: unknown,
+  role: string,
+  example: string,
+): void {
+  if (value === undefined || value === null) {
+    f.deny(path, `is required: the ${role}, e.g. {"host": "${example}"}`);
+    return;
+  }
+  const r = checkObject(f, path, value, 'host and optional port');
+  if (r === undefined) return;
+  checkHost(f, field(path, 'host'), r.host, example);
+  checkPort(f, field(path, 'port'), r.port);
+}
+
+/**
+ * A required `Percent` (`{value}`): value greater than 0 and at most 100. `share` says what it is
+ * the share of, e.g. "commands to mirror".
+ */
+export function checkPercentage(f: FindingsBuilder, path: string, value: unknown, share: string): void {
+  if (value === undefined || value === null) {
+    f.deny(path, `is required: the share of ${share}, e.g. {"value": 10} for 10%`);
+    return;
+  }
+  const r = checkObject(f, path, value, 'value (a percentage)');
+  if (r === undefined) return;
+  const v = r.value;
+  const valuePath = field(path, 'value');
+  if (v === undefined || v === null) {
+    f.deny(valuePath, 'is required: a number greater than 0 and at most 100, e.g. 10 for 10%');
+  } else if (typeof v !== 'number' || !(v > 0 && v <= 100)) {
+    f.deny(valuePath, `must be a number greater than 0 and at most 100, got ${show(v)}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Auth
+
+/** The warning for an inline password; kept short so the longest auth path still fits in 120. */
+export const PLAIN_PASSWORD_WARNING = 'password is readable by anyone who can read this object; use secret';
+
+/**
+ * An optional `Auth`: exactly one of `secret{name, passwordField, usernameField}` or
+ * `plain{password, username}`. Never renders a value found under it, except the Secret name.
+ */
+export function checkAuth(f: FindingsBuilder, path: string, value: unknown): void {
+  if (value === undefined || value === null) return;
+  const auth = asRecord(value);
+  if (auth === undefined) {
+    f.deny(
+      path,
+      `must be an object with either secret (a Secret reference) or plain, got ${describeType(value)}`,
+    );
+    return;
+  }
+  const hasSecret = auth.secret !== undefined && auth.secret !== null;
+  const hasPlain = auth.plain !== undefined && auth.plain !== null;
+  if (hasSecret && hasPlain) {
+    f.deny(path, 'sets both secret and plain; keep only one (secret keeps the password out of this object)');
+  } else if (!hasSecret && !hasPlain) {
+    f.deny(
+      path,
+      'must set one of secret ({name: <Secret name>}, preferred) or plain ({password}); remove auth for no password',
+    );
+  }
+  if (hasSecret) checkSecretRef(f, field(path, 'secret'), auth.secret);
+  if (hasPlain) checkPlainAuth(f, field(path, 'plain'), auth.plain);
+}
+
+function checkSecretRef(f: FindingsBuilder, path: string, value: unknown): void {
+  const secret = asRecord(value);
+  if (secret === undefined) {
+    f.deny(path, `must be an object with name (a Secret holding the password), got ${describeType(value)}`);
+    return;
+  }
+  const name = secret.name;
+  const namePath = field(path, 'name');
+  if (name === undefined || name === null || name === '') {
+    f.deny(namePath, 'is required: the name of the Secret holding the password, e.g. redis-auth');
+  } else if (typeof name !== 'string') {
+    f.deny(namePath, `must be the name of a Secret, e.g. redis-auth, got ${describeType(name)}`);
+  } else if (!isDns1123Subdomain(name)) {
+    f.deny(
+      namePath,
+      "is not a valid Secret name (a DNS-1123 subdomain: lowercase letters, digits, '-', '.'), e.g. redis-auth",
+    );
+  }
+  for (const k of ['passwordField', 'usernameField'] as const) {
+    const v = secret[k];
+    if (v === undefined || v === null || v === '') continue;
+    if (typeof v !== 'string') {
+      f.deny(field(path, k), `must be a key of the Secret's data, e.g. password, got ${describeType(v)}`);
+    } else if (v.length > 253 || !SECRET_KEY.test(v)) {
+      f.deny(field(path, k), "is not a Secret data key (letters, digits, '-', '_' and '.'), e.g. password");
+    }
+  }
+}
+
+function checkPlainAuth(f: FindingsBuilder, path: string, value: unknown): void {
+  const plain = asRecord(value);
+  if (plain === undefined) {
+    f.deny(path, `must be an object with password and optional username, got ${describeType(value)}`);
+    return;
+  }
+  f.warn(path, PLAIN_PASSWORD_WARNING);
+  const password = plain.password;
+  const passwordPath = field(path, 'password');
+  if (password === undefined || password === null || password === '') {
+    f.deny(passwordPath, 'is required: set the password, or better, put it in a Secret and use auth.secret');
+  } else if (typeof password !== 'string') {
+    f.deny(passwordPath, `must be a string, got ${describeType(password)}`);
+  }
+  const username = plain.username;
+  if (username !== undefined && username !== null && typeof username !== 'string') {
+    f.deny(field(path, 'username'), `must be a string, got ${describeType(username)}`);
+  }
+}

@@ -1,0 +1,132 @@
+import { dirname, join, relative } from 'node:path';
+import type { AdmissionDeps, AdmittedChange } from '../admission/handler.js';
+import { Ipv4Range, VipAllocator } from '../admission/vip.js';
+import { ConfigStore } from '../cache/store.js';
+import { formatListenAddress } from '../config/address.js';
+import { parseServeConfig, SERVE_FLAGS, type ServeConfig } from '../config/serve.js';
+import { BreezeError } from '../errors.js';
+import { handledKindOf } from '../model/kinds.js';
+import { asString, type JsonRecord } from '../model/json.js';
+import { ensureDevCertificates } from '../pki/certs.js';
+import { BreezeServer } from '../server/index.js';
+import { loadManifests } from '../sources/file.js';
+import { createLogger, type Logger } from '../telemetry/logger.js';
+import { createMetrics } from '../telemetry/metrics.js';
+
+/** Kinds the cache keeps besides the handled ones: Services read as ServiceEntries, Secrets for Redis auth. */
+function cacheable(object: JsonRecord): boolean {
+  if (handledKindOf(object) !== undefined) return true;
+  const kind = asString(object.kind);
+  return asString(object.apiVersion) === 'v1' && (kind === 'Service' || kind === 'Secret');
+}
+
+/** Records what admission allowed (never dry runs) so cross-object checks and VIPs see it at once. */
+export function admissionFeed(store: ConfigStore): (change: AdmittedChange) => void {
+  return (change) => {
+    if (change.operation === 'DELETE' || change.object === undefined) {
+      store.remove(change.kind, change.namespace, change.name);
+      return;
+    }
+    const metadata = {
+      ...((change.object.metadata as JsonRecord | undefined) ?? {}),
+      namespace: change.namespace,
+    };
+    store.upsert({ ...change.object, metadata }, 'admission');
+  };
+}
+
+async function fillFromConfigDir(config: ServeConfig, store: ConfigStore, logger: Logger): Promise<number> {
+  const loaded = await loadManifests([config.configDir]);
+  for (const e of loaded.errors) logger.warn({ file: e.file }, `config dir: ${e.message}`);
+  let n = 0;
+  for (const { object } of loaded.objects) {
+    if (cacheable(object) && store.upsert(object, 'file') !== undefined) n++;
+  }
+  return n;
+}
+
+/** `breeze serve`: runs until SIGTERM or SIGINT, then drains and exits. */
+export async function runServe(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+  out: (line: string) => void,
+): Promise<void> {
+  const config = parseServeConfig(argv, env);
+  if (config.mode === 'cluster' || config.sources.some((s) => s !== 'file')) {
+    throw new BreezeError(
+      'BAD_FLAG',
+      '--mode cluster and the kubernetes and istiod sources are not available in this version yet; use --mode local',
+    );
+  }
+  const logger = createLogger({ level: config.logLevel });
+  const metrics = createMetrics();
+
+  const usesDefaultCerts =
+    config.tlsCertFile === SERVE_FLAGS['tls-cert-file'].local &&
+    config.tlsKeyFile === SERVE_FLAGS['tls-key-file'].local;
+  let caFile: string | undefined;
+  if (usesDefaultCerts) {
+    const hosts = ['localhost', '127.0.0.1', '::1'];
+    if (!['0.0.0.0', '::', ...hosts].includes(config.listen.host)) hosts.push(config.listen.host);
+    const certs = await ensureDevCertificates(dirname(config.tlsCertFile), hosts);
+    caFile = certs.caFile;
+    logger.info(
+      { dir: dirname(config.tlsCertFile), created: certs.created },
+      'development certificates ready',
+    );
+  }
+
+  const store = new ConfigStore(config.domain);
+  let synced = false;
+  const objects = await fillFromConfigDir(config, store, logger);
+  synced = true;
+  const admission: AdmissionDeps = {
+    view: store,
+    vips: new VipAllocator(new Ipv4Range(config.vipCidr), store),
+    onAdmitted: admissionFeed(store),
+  };
+  const server = await BreezeServer.start({
+    listen: config.listen,
+    healthListen: config.healthListen,
+    certFile: config.tlsCertFile,
+    keyFile: config.tlsKeyFile,
+    admission,
+    logger,
+    metrics,
+    isSynced: () => synced,
+    drainDelayMs: config.drainDelayMs,
+  });
+
+  const host = ['0.0.0.0', '::'].includes(config.listen.host) ? '127.0.0.1' : config.listen.host;
+  const base = `https://${formatListenAddress({ host, port: server.webhookPort })}`;
+  const sample = join(
+    relative(process.cwd(), config.configDir) || '.',
+    'reviews',
+    'serviceentry-invalid.json',
+  );
+  out(`Breeze ${config.mode} mode: ${objects} objects from ${config.configDir}/ in the config cache`);
+  out(`  webhook  POST ${base}/validate  POST ${base}/mutate`);
+  out(
+    `  health   http://${formatListenAddress({ host: config.healthListen.host, port: server.healthPort })}/readyz  /healthz  /metrics`,
+  );
+  out('Try:');
+  out(
+    `  curl --cacert ${caFile ?? '<your CA file>'} -H 'Content-Type: application/json' --data @${sample} ${base}/validate`,
+  );
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down: not ready, draining in-flight requests');
+    server.shutdown().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}

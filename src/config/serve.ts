@@ -1,0 +1,192 @@
+import { parseArgs } from 'node:util';
+import { BreezeError } from '../errors.js';
+import { Ipv4Range } from '../admission/vip.js';
+import { isDnsName } from '../model/names.js';
+import { parseListenAddress, type ListenAddress } from './address.js';
+import { parseGoDuration } from './duration.js';
+
+export type Mode = 'local' | 'cluster';
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** `breeze serve` configuration, parsed and checked once at start-up. */
+export interface ServeConfig {
+  readonly mode: Mode;
+  readonly listen: ListenAddress;
+  readonly healthListen: ListenAddress;
+  readonly tlsCertFile: string;
+  readonly tlsKeyFile: string;
+  readonly kubeconfig: string | undefined;
+  readonly sources: readonly string[];
+  readonly istiodAddress: string | undefined;
+  readonly configDir: string;
+  readonly outDir: string;
+  readonly rootNamespace: string;
+  readonly domain: string;
+  readonly debounceAfterMs: number;
+  readonly debounceMaxMs: number;
+  readonly vipCidr: string;
+  readonly logLevel: LogLevel;
+  readonly drainDelayMs: number;
+}
+
+interface FlagSpec {
+  readonly help: string;
+  /** Default per mode; undefined means "not set". */
+  readonly local?: string;
+  readonly cluster?: string;
+}
+
+/** Every `serve` flag, its help and defaults. Each is also read from `BREEZE_<FLAG>`. */
+export const SERVE_FLAGS = {
+  mode: {
+    help: 'local (files in, files out, dev certificates) or cluster',
+    local: 'local',
+    cluster: 'local',
+  },
+  listen: { help: 'webhook HTTPS address', local: '127.0.0.1:9443', cluster: ':9443' },
+  'health-listen': {
+    help: 'plain HTTP for /healthz, /readyz, /metrics',
+    local: '127.0.0.1:8080',
+    cluster: ':8080',
+  },
+  'tls-cert-file': {
+    help: 'serving certificate (PEM), reloaded on change',
+    local: 'certs/tls.crt',
+    cluster: '/etc/breeze/tls/tls.crt',
+  },
+  'tls-key-file': {
+    help: 'serving key (PEM), reloaded on change',
+    local: 'certs/tls.key',
+    cluster: '/etc/breeze/tls/tls.key',
+  },
+  kubeconfig: { help: 'kubeconfig path (cluster mode; in-cluster config when unset)' },
+  sources: {
+    help: 'config sources, comma-separated: file, kubernetes, istiod',
+    local: 'file',
+    cluster: 'kubernetes',
+  },
+  'istiod-address': { help: 'istiod ADS address host:port (istiod source)' },
+  'config-dir': { help: 'manifests directory for the file source', local: 'examples', cluster: 'examples' },
+  'out-dir': { help: 'where local mode writes EnvoyFilters', local: 'out', cluster: 'out' },
+  'root-namespace': {
+    help: 'namespace of generated EnvoyFilters',
+    local: 'istio-system',
+    cluster: 'istio-system',
+  },
+  domain: {
+    help: 'cluster DNS domain for short host names',
+    local: 'cluster.local',
+    cluster: 'cluster.local',
+  },
+  'debounce-after': { help: 'push after this quiet time', local: '500ms', cluster: '500ms' },
+  'debounce-max': { help: 'push at the latest after this', local: '10s', cluster: '10s' },
+  'vip-cidr': {
+    help: 'IPv4 range for ServiceEntry VIPs',
+    local: '240.240.0.0/16',
+    cluster: '240.240.0.0/16',
+  },
+  'log-level': { help: LOG_LEVELS.join('|'), local: 'info', cluster: 'info' },
+  'drain-delay': { help: 'on SIGTERM, time between not-ready and closing', local: '0s', cluster: '3s' },
+} as const satisfies Record<string, FlagSpec>;
+
+export type ServeFlag = keyof typeof SERVE_FLAGS;
+
+export function envName(flag: string): string {
+  return `BREEZE_${flag.toUpperCase().replaceAll('-', '_')}`;
+}
+
+export function serveUsage(): string {
+  const lines = Object.entries(SERVE_FLAGS).map(([name, spec]: [string, FlagSpec]) => {
+    const dflt =
+      spec.local === spec.cluster
+        ? spec.local
+        : `${spec.local ?? '-'} (local) / ${spec.cluster ?? '-'} (cluster)`;
+    return `  --${name.padEnd(16)} ${spec.help}${dflt === undefined ? '' : ` [default ${dflt}]`}  (${envName(name)})`;
+  });
+  return ['Usage: breeze serve [flags]', '', ...lines].join('\n');
+}
+
+/** Parses `serve` flags (argv wins over BREEZE_* env, env over defaults) and checks every value. */
+export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv): ServeConfig {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      options: Object.fromEntries(Object.keys(SERVE_FLAGS).map((k) => [k, { type: 'string' as const }])),
+      strict: true,
+      allowPositionals: false,
+    });
+  } catch (err) {
+    throw new BreezeError('BAD_FLAG', `${(err as Error).message}\n\n${serveUsage()}`);
+  }
+  const given = parsed.values as Record<string, string | undefined>;
+  const raw = (flag: ServeFlag, mode?: Mode): string | undefined => {
+    const spec: FlagSpec = SERVE_FLAGS[flag];
+    return given[flag] ?? env[envName(flag)] ?? (mode === undefined ? undefined : spec[mode]);
+  };
+  const modeText = raw('mode') ?? 'local';
+  if (modeText !== 'local' && modeText !== 'cluster') bad('mode', modeText, 'must be local or cluster');
+  const mode: Mode = modeText === 'cluster' ? 'cluster' : 'local';
+  const str = (flag: ServeFlag): string => raw(flag, mode) ?? '';
+
+  const address = (flag: ServeFlag): ListenAddress =>
+    parseListenAddress(str(flag)) ?? bad(flag, str(flag), 'must be host:port, :port or [ipv6]:port');
+  const duration = (flag: ServeFlag): number => {
+    const ms = parseGoDuration(str(flag));
+    return ms === undefined || ms < 0
+      ? bad(flag, str(flag), 'must be a duration such as 500ms, 10s or 1m')
+      : ms;
+  };
+  const logLevel =
+    LOG_LEVELS.find((l) => l === str('log-level')) ??
+    bad('log-level', str('log-level'), `must be one of ${LOG_LEVELS.join(', ')}`);
+  const sources = str('sources')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  for (const s of sources)
+    if (!['file', 'kubernetes', 'istiod'].includes(s))
+      bad('sources', s, 'each source must be file, kubernetes or istiod');
+  const domain = str('domain');
+  if (!isDnsName(domain)) bad('domain', domain, 'must be a DNS name such as cluster.local');
+  try {
+    new Ipv4Range(str('vip-cidr'));
+  } catch (err) {
+    throw new BreezeError('BAD_FLAG', (err as Error).message);
+  }
+  const config: ServeConfig = {
+    mode,
+    listen: address('listen'),
+    healthListen: address('health-listen'),
+    tlsCertFile: str('tls-cert-file'),
+    tlsKeyFile: str('tls-key-file'),
+    kubeconfig: raw('kubeconfig'),
+    sources,
+    istiodAddress: raw('istiod-address'),
+    configDir: str('config-dir'),
+    outDir: str('out-dir'),
+    rootNamespace: str('root-namespace'),
+    domain,
+    debounceAfterMs: duration('debounce-after'),
+    debounceMaxMs: duration('debounce-max'),
+    vipCidr: str('vip-cidr'),
+    logLevel,
+    drainDelayMs: duration('drain-delay'),
+  };
+  if (config.debounceMaxMs < config.debounceAfterMs) {
+    bad(
+      'debounce-max',
+      str('debounce-max'),
+      `must not be shorter than --debounce-after (${str('debounce-after')})`,
+    );
+  }
+  if (config.sources.includes('istiod') && config.istiodAddress === undefined) {
+    throw new BreezeError('BAD_FLAG', '--istiod-address is required when --sources includes istiod');
+  }
+  return config;
+}
+
+function bad(flag: string, value: string, why: string): never {
+  throw new BreezeError('BAD_FLAG', `--${flag} (${envName(flag)}): ${JSON.stringify(value)} ${why}`);
+}

@@ -1,0 +1,68 @@
+import t from 'tap';
+import { parseServeConfig, serveUsage } from '../../src/config/serve.js';
+
+t.test('local defaults', async (t) => {
+  const c = parseServeConfig([], {});
+  t.match(c, {
+    mode: 'local',
+    listen: { host: '127.0.0.1', port: 9443 },
+    healthListen: { host: '127.0.0.1', port: 8080 },
+    tlsCertFile: 'certs/tls.crt',
+    configDir: 'examples',
+    rootNamespace: 'istio-system',
+    debounceAfterMs: 500,
+    debounceMaxMs: 10_000,
+    vipCidr: '240.240.0.0/16',
+    logLevel: 'info',
+    sources: ['file'],
+  });
+});
+
+t.test('cluster defaults, env and flags (flag wins over env)', async (t) => {
+  const c = parseServeConfig(['--mode', 'cluster', '--listen', ':10443'], {
+    BREEZE_LISTEN: ':1',
+    BREEZE_LOG_LEVEL: 'debug',
+    BREEZE_VIP_CIDR: '10.200.0.0/16',
+  });
+  t.match(c, {
+    mode: 'cluster',
+    listen: { host: '0.0.0.0', port: 10443 },
+    logLevel: 'debug',
+    vipCidr: '10.200.0.0/16',
+    sources: ['kubernetes'],
+  });
+});
+
+t.test('every bad value names its flag', async (t) => {
+  const cases: [string[], Record<string, string>, RegExp][] = [
+    [['--mode', 'prod'], {}, /--mode \(BREEZE_MODE\): "prod" must be local or cluster/],
+    [['--listen', '9443'], {}, /--listen \(BREEZE_LISTEN\): "9443" must be host:port/],
+    [
+      [],
+      { BREEZE_DEBOUNCE_AFTER: 'soon' },
+      /--debounce-after \(BREEZE_DEBOUNCE_AFTER\): "soon" must be a duration/,
+    ],
+    [['--debounce-after', '20s'], {}, /--debounce-max .* must not be shorter than --debounce-after/],
+    [['--vip-cidr', '240.240.0.0'], {}, /--vip-cidr: "240.240.0.0" must be an IPv4 CIDR/],
+    [['--log-level', 'loud'], {}, /--log-level .* must be one of trace, debug/],
+    [['--sources', 'file,etcd'], {}, /--sources .* "etcd" each source must be/],
+    [['--sources', 'istiod'], {}, /--istiod-address is required/],
+    [['--domain', 'bad_domain'], {}, /--domain .* must be a DNS name/],
+    [['--nope', 'x'], {}, /Unknown option '--nope'/],
+  ];
+  for (const [argv, env, re] of cases)
+    t.throws(() => parseServeConfig(argv, env), { code: 'BAD_FLAG', message: re }, argv.join(' '));
+});
+
+t.test('usage lists every flag with its variable', async (t) => {
+  const u = serveUsage();
+  for (const f of [
+    '--listen',
+    '--health-listen',
+    '--tls-cert-file',
+    '--vip-cidr',
+    '--root-namespace',
+    'BREEZE_DEBOUNCE_MAX',
+  ])
+    t.match(u, f);
+});
