@@ -1,6 +1,6 @@
 // Development certificates: a small ECDSA P-256 CA and a serving certificate for the webhook,
 // generated with @peculiar/x509 on top of the WebCrypto implementation built into Node.
-import { createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
+import { createPrivateKey, randomBytes, X509Certificate, type webcrypto } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
@@ -81,7 +81,7 @@ function randomSerial(): string {
   return bytes.toString('hex');
 }
 
-async function exportKeyPem(x509: typeof X509, key: CryptoKey): Promise<string> {
+async function exportKeyPem(x509: typeof X509, key: webcrypto.CryptoKey): Promise<string> {
   const der = await globalThis.crypto.subtle.exportKey('pkcs8', key);
   return withNewline(x509.PemConverter.encode(der, 'PRIVATE KEY'));
 }
@@ -131,7 +131,7 @@ export async function createServingCert(
   }
   const x509 = await loadX509();
   let caCert: X509.X509Certificate;
-  let caKey: CryptoKey;
+  let caKey: webcrypto.CryptoKey;
   try {
     caCert = new x509.X509Certificate(ca.cert);
     caKey = await globalThis.crypto.subtle.importKey(

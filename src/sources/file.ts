@@ -28,17 +28,20 @@ const MANIFEST_EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
 export async function loadManifests(paths: readonly string[]): Promise<LoadResult> {
   const objects: LoadedObject[] = [];
   const errors: LoadError[] = [];
-  for (const file of await expand(paths, errors)) {
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (err) {
-      errors.push({ file, message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}` });
-      continue;
+  // Path by path, so problems are reported in the order the paths were given.
+  for (const p of paths) {
+    for (const file of await expand([p], errors)) {
+      let text: string;
+      try {
+        text = await readFile(file, 'utf8');
+      } catch (err) {
+        errors.push({ file, message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}` });
+        continue;
+      }
+      const parsed = parseManifestText(text);
+      for (const message of parsed.errors) errors.push({ file, message });
+      for (const object of parsed.objects) objects.push({ file, object });
     }
-    const parsed = parseManifestText(text);
-    for (const message of parsed.errors) errors.push({ file, message });
-    for (const object of parsed.objects) objects.push({ file, object });
   }
   return { objects, errors };
 }

@@ -20,8 +20,8 @@ const IGNORED_BY_DUBBO_AND_THRIFT = [
 /** Protocols Breeze never routes with VirtualService http routes, and what to do instead. */
 const HTTP_ROUTES_UNUSED: Partial<Record<Protocol, string>> = {
   redis: 'use RedisService for Redis routing',
-  kafka: 'remove them (Breeze does not route Kafka)',
-  zookeeper: 'remove them (Breeze does not route ZooKeeper)',
+  kafka: 'remove them',
+  zookeeper: 'remove them',
 };
 
 /** HTTPMatchRequest fields holding one StringMatch, and those holding a map of them. */
