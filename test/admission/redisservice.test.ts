@@ -78,11 +78,17 @@ t.test('a complete, valid RedisService passes without warnings', async (t) => {
 });
 
 t.test('a spec that is not an object is one denial at spec', async (t) => {
-  for (const spec of [undefined, null, 'redis', 42, true]) {
+  for (const [spec, shown] of [
+    [undefined, 'undefined'],
+    [null, 'null'],
+    ['redis', '"redis"'],
+    [42, '42'],
+    [true, 'true'],
+  ] as const) {
     t.same(check(spec).problems, [
       {
         path: 'spec',
-        message: `must be an object with host and optional settings, redis and faults, got ${JSON.stringify(spec) ?? 'undefined'}`,
+        message: `must be an object with host and optional settings, redis and faults, got ${shown}`,
       },
     ]);
   }

@@ -71,8 +71,23 @@ t.test('a spec that is not an object is denied at spec', async (t) => {
 t.test('hosts must be a non-empty list of non-empty strings', async (t) => {
   const view = dubboStore();
   const ctx = { view, namespace: 'dubbo' };
-  for (const hosts of [undefined, [], DUBBO_HOST, { a: 1 }]) {
+  for (const hosts of [DUBBO_HOST, { a: 1 }]) {
     t.same(paths(validateVirtualService(vs({ hosts }), ctx)), ['spec.hosts'], JSON.stringify(hosts));
+  }
+  const toDubbo = [{ route: [dest(DUBBO_HOST)] }];
+  const toHttp = [{ route: [dest('reviews')] }];
+  for (const hosts of [undefined, []]) {
+    t.same(
+      paths(validateVirtualService(vs({ hosts, http: toDubbo }), ctx)),
+      ['spec.hosts'],
+      'to a protocol service',
+    );
+    t.same(
+      paths(validateVirtualService(vs({ hosts, http: toHttp }), ctx)),
+      [],
+      'a delegate to an HTTP service',
+    );
+    t.same(paths(validateVirtualService(vs({ hosts, tcp: toDubbo }), ctx)), ['spec.hosts'], 'tcp routes too');
   }
   t.same(paths(validateVirtualService(vs({ hosts: [DUBBO_HOST, '', null] }), ctx)), [
     'spec.hosts[1]',

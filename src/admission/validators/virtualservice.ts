@@ -53,9 +53,22 @@ export function validateVirtualService(object: JsonRecord, ctx: ValidationContex
       .build();
   }
   const hosts = asArray(spec.hosts);
-  if (hosts === undefined || hosts.length === 0) {
+  if (spec.hosts !== undefined && hosts === undefined) {
     return f
-      .deny('spec.hosts', `must list at least one host (e.g. ["${EXAMPLE_HOST}"]), got ${got(spec.hosts)}`)
+      .deny('spec.hosts', `must be a list of hosts (e.g. ["${EXAMPLE_HOST}"]), got ${show(spec.hosts)}`)
+      .build();
+  }
+  if (hosts === undefined || hosts.length === 0) {
+    // Without hosts this is a delegate VirtualService (Istio allows those). Breeze routes a protocol
+    // service only by the VirtualService naming it in hosts, so a delegate sending to one is a mistake.
+    const target = protocolDestination(spec, ctx);
+    if (target === undefined) return f.build();
+    return f
+      .deny(
+        'spec.hosts',
+        `must list at least one host: this VirtualService routes to the ${target} service, ` +
+          `whose routes Breeze reads only from a VirtualService naming it in hosts (e.g. ["${EXAMPLE_HOST}"])`,
+      )
       .build();
   }
 
@@ -98,6 +111,24 @@ export function validateVirtualService(object: JsonRecord, ctx: ValidationContex
     });
   }
   return f.build();
+}
+
+/** The first route destination (http, tcp or tls) that is a protocol service in the cache. */
+function protocolDestination(spec: JsonRecord, ctx: ValidationContext): string | undefined {
+  for (const kind of ['http', 'tcp', 'tls'] as const) {
+    for (const route of asArray(spec[kind]) ?? []) {
+      for (const d of asArray(asRecord(route)?.route) ?? []) {
+        const host = asRecord(asRecord(d)?.destination)?.host;
+        if (typeof host !== 'string' || host === '') continue;
+        const fqdn = resolveHost(host, ctx.namespace, ctx.view.domain);
+        const protocol = ctx.view
+          .protocolServices(fqdn)[0]
+          ?.ports.find((p) => p.protocol !== undefined)?.protocol;
+        if (protocol !== undefined) return `${protocol} ${fqdn}`;
+      }
+    }
+  }
+  return undefined;
 }
 
 /** A value for a message: its JSON, or `none` when the field is missing. */
