@@ -3,7 +3,7 @@ import { BreezeError } from '../errors.js';
 import { Ipv4Range } from '../admission/vip.js';
 import { isDnsName } from '../model/names.js';
 import { parseListenAddress, type ListenAddress } from './address.js';
-import { parseGoDuration } from './duration.js';
+import { parseGoDuration } from '../model/duration.js';
 
 export type Mode = 'local' | 'cluster';
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;

@@ -8,6 +8,11 @@ export function isDns1123Label(s: string): boolean {
   return s.length > 0 && s.length <= 63 && DNS_LABEL.test(s);
 }
 
+/** A Kubernetes object name that must be a DNS-1123 subdomain (Secret names, for one). */
+export function isDns1123Subdomain(s: string): boolean {
+  return s.length <= 253 && s.split('.').every(isDns1123Label);
+}
+
 /** A DNS name without wildcard, as Istio accepts hosts (labels of any case, 253 characters at most). */
 export function isDnsName(s: string): boolean {
   if (s.length === 0 || s.length > 253) return false;

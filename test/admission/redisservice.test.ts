@@ -1,12 +1,9 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { validateRedisService } from '../../src/admission/validators/redisservice.js';
-import {
-  goDurationNanos,
-  isDns1123Subdomain,
-  protoDurationText,
-  suggestProtoDuration,
-} from '../../src/admission/validators/redis-common.js';
+import { suggestProtoDuration } from '../../src/admission/validators/redis-common.js';
+import { goDurationNanos, protoDurationText } from '../../src/model/duration.js';
+import { isDns1123Subdomain } from '../../src/model/names.js';
 import { formatProblems, type Findings } from '../../src/admission/findings.js';
 import { ConfigStore } from '../../src/cache/store.js';
 

@@ -8,7 +8,7 @@ import {
   isLabelValue,
   resolveHost,
 } from '../../src/model/names.js';
-import { parseGoDuration } from '../../src/config/duration.js';
+import { parseGoDuration } from '../../src/model/duration.js';
 import { parseListenAddress } from '../../src/config/address.js';
 
 t.test('DNS names and labels', async (t) => {
