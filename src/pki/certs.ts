@@ -27,57 +27,23 @@ const BACKDATE_MS = 5 * 60 * 1000;
 const RENEW_BEFORE_MS = 7 * DAY_MS;
 
 /**
- * @peculiar/x509 resolves its algorithms through tsyringe, which refuses to load without the
- * Reflect metadata API (normally the `reflect-metadata` package, which Breeze does not depend on).
- * tsyringe only stores and reads metadata, so a WeakMap-backed subset is enough. It is installed
- * only when absent, before the library is first imported.
+ * @peculiar/x509 resolves its algorithms through tsyringe, which needs the Reflect metadata API:
+ * the library's documented polyfill is loaded first. Loaded lazily, so commands that never make a
+ * certificate do not pay for it.
  */
-function installReflectMetadata(): void {
-  const R = Reflect as unknown as Record<string, unknown>;
-  if (typeof R.getMetadata === 'function') return;
-  const store = new WeakMap<object, Map<unknown, unknown>>();
-  const own = (target: object, create: boolean): Map<unknown, unknown> | undefined => {
-    let m = store.get(target);
-    if (m === undefined && create) {
-      m = new Map();
-      store.set(target, m);
-    }
-    return m;
-  };
-  const defineMetadata = (key: unknown, value: unknown, target: object): void => {
-    own(target, true)?.set(key, value);
-  };
-  const getOwnMetadata = (key: unknown, target: object): unknown => own(target, false)?.get(key);
-  const getMetadata = (key: unknown, target: object): unknown => {
-    for (let o: object | null = target; o !== null; o = Object.getPrototypeOf(o) as object | null) {
-      const m = own(o, false);
-      if (m?.has(key) === true) return m.get(key);
-    }
-    return undefined;
-  };
-  const hasMetadata = (key: unknown, target: object): boolean => getMetadata(key, target) !== undefined;
-  const metadata =
-    (key: unknown, value: unknown) =>
-    (target: object): void => {
-      defineMetadata(key, value, target);
-    };
-  Object.assign(R, { defineMetadata, getOwnMetadata, getMetadata, hasMetadata, metadata });
-}
-
 let x509Module: Promise<typeof X509> | undefined;
 
 function loadX509(): Promise<typeof X509> {
   if (x509Module === undefined) {
-    installReflectMetadata();
-    x509Module = import('@peculiar/x509');
+    x509Module = import('reflect-metadata').then(() => import('@peculiar/x509'));
   }
   return x509Module;
 }
 
-/** A positive, non-zero-leading 128-bit serial number as hex. */
+/** A random 128-bit serial number as hex: positive, and without a leading zero nibble to strip. */
 function randomSerial(): string {
   const bytes = randomBytes(16);
-  bytes[0] = ((bytes[0] ?? 0) & 0x7f) | 0x01;
+  bytes[0] = ((bytes[0] ?? 0) & 0x3f) | 0x40;
   return bytes.toString('hex');
 }
 

@@ -1,8 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import { admit, type AdmissionDeps, type AdmissionResult, type Webhook } from '../admission/handler.js';
-import { parseGoDuration } from '../config/duration.js';
+import { parseGoDuration } from '../model/duration.js';
 import { BreezeError, isBreezeError, type BreezeErrorCode } from '../errors.js';
 import { asRecord, asString } from '../model/json.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -15,6 +20,11 @@ export interface WebhookAppOptions {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly tls: { readonly cert: string; readonly key: string };
+  /**
+   * True while the process drains before closing: answers then carry `Connection: close`, so the
+   * API server moves its keep-alive connections to other replicas before this one stops listening.
+   */
+  readonly draining?: () => boolean;
 }
 
 /** The API server caps AdmissionReview bodies well below this; controller-runtime uses the same. */
@@ -54,6 +64,8 @@ type Outcome =
 interface Exchange {
   readonly webhook: Webhook;
   readonly start: bigint;
+  /** The API server's ?timeout= in ms; undefined when absent or not a positive Go duration. */
+  readonly timeoutMs: number | undefined;
   /** Epoch ms after which admit() must not run; undefined without a usable ?timeout=. */
   readonly deadline: number | undefined;
   timer: NodeJS.Timeout | undefined;
@@ -79,7 +91,8 @@ export function buildWebhookApp(opts: WebhookAppOptions): WebhookApp {
       connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS,
     },
     loggerInstance: logger,
-    disableRequestLogging: true,
+    // No per-request lines from fastify: each request ends in exactly one line of ours.
+    logController: new LogController({ disableRequestLogging: true }),
     requestTimeout: REQUEST_TIMEOUT_MS,
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     return503OnClosing: true,
@@ -96,8 +109,9 @@ export function buildWebhookApp(opts: WebhookAppOptions): WebhookApp {
     done();
   });
   app.addHook('onSend', (_request, reply, payload, done) => {
-    // A request in flight when close() began: its connection must not stay open for keep-alive.
-    if (closing) void reply.header('connection', 'close');
+    // Draining, or in flight when close() began: the connection must not stay open for keep-alive
+    // (server.close() waits for every connection, and an idle one would hold it for 120 s).
+    if (closing || opts.draining?.() === true) void reply.header('connection', 'close');
     done(null, payload);
   });
 
@@ -132,6 +146,7 @@ export function buildWebhookApp(opts: WebhookAppOptions): WebhookApp {
     const ex: Exchange = {
       webhook,
       start,
+      timeoutMs,
       deadline: budgetMs === undefined ? undefined : Date.now() + budgetMs,
       timer: undefined,
       outcome: undefined,
@@ -139,8 +154,8 @@ export function buildWebhookApp(opts: WebhookAppOptions): WebhookApp {
     exchanges.set(request, ex);
     metrics.admissionInFlight.inc();
     reply.raw.once('close', () => finish(ex));
-    if (budgetMs !== undefined && timeoutMs !== undefined) {
-      ex.timer = setTimeout(() => expire(ex, reply, timeoutMs), budgetMs);
+    if (budgetMs !== undefined) {
+      ex.timer = setTimeout(() => expire(ex, reply), budgetMs);
       ex.timer.unref();
     }
     const contentType = request.headers['content-type'];
@@ -157,8 +172,9 @@ export function buildWebhookApp(opts: WebhookAppOptions): WebhookApp {
     done();
   };
 
-  const expire = (ex: Exchange, reply: FastifyReply, timeoutMs: number): void => {
+  const expire = (ex: Exchange, reply: FastifyReply): void => {
     if (reply.sent || ex.outcome !== undefined) return;
+    const timeoutMs = ex.timeoutMs ?? 0;
     ex.outcome = { type: 'deadline', timeoutMs };
     // The body may still be arriving: close the connection rather than read the rest of it.
     void reply
@@ -173,7 +189,7 @@ export function buildWebhookApp(opts: WebhookAppOptions): WebhookApp {
     const ex = exchanges.get(request);
     if (ex === undefined || reply.sent || ex.outcome !== undefined) return;
     if (ex.deadline !== undefined && Date.now() >= ex.deadline) {
-      expire(ex, reply, timeoutOf(request.query) ?? 0);
+      expire(ex, reply);
       return;
     }
     let result: AdmissionResult;
@@ -194,8 +210,11 @@ export function buildWebhookApp(opts: WebhookAppOptions): WebhookApp {
     const breeze = toBreezeError(error);
     const status = STATUS_OF[breeze.code];
     if (status !== undefined && status < 500) {
-      if (ex !== undefined && ex.outcome === undefined) ex.outcome = { type: 'rejected', status, error: breeze };
+      if (ex !== undefined && ex.outcome === undefined)
+        ex.outcome = { type: 'rejected', status, error: breeze };
       if (ex === undefined) logger.warn({ url: request.url, reason: breeze.message }, 'rejected request');
+      // The body was not (fully) read: close rather than drain it for the next request.
+      if (status === 413 || status === 415) void reply.header('connection', 'close');
       void reply.code(status).send({ message: breeze.message });
       return;
     }
@@ -237,7 +256,10 @@ function toBreezeError(error: unknown): BreezeError {
   const message = typeof e.message === 'string' ? e.message : 'request failed';
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new BreezeError('PAYLOAD_TOO_LARGE', `the body is larger than ${BODY_LIMIT_BYTES} bytes (7 MiB)`);
+      return new BreezeError(
+        'PAYLOAD_TOO_LARGE',
+        `the body is larger than ${BODY_LIMIT_BYTES} bytes (7 MiB)`,
+      );
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new BreezeError('UNSUPPORTED_MEDIA_TYPE', 'Content-Type must be application/json');
     default:
@@ -253,7 +275,11 @@ function toBreezeError(error: unknown): BreezeError {
 /** An error as logged: type, message and stack, never other properties (which may hold objects). */
 function errorFields(error: unknown): { type: string; message: string; stack?: string } {
   if (error instanceof Error) {
-    return { type: error.name, message: error.message, ...(error.stack === undefined ? {} : { stack: error.stack }) };
+    return {
+      type: error.name,
+      message: error.message,
+      ...(error.stack === undefined ? {} : { stack: error.stack }),
+    };
   }
   return { type: typeof error, message: String(error) };
 }

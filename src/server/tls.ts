@@ -60,7 +60,10 @@ function checkPair(cert: string, key: string, certFile: string, keyFile: string)
     throw new BreezeError('TLS_MATERIAL', `${keyFile} is not a PEM private key: ${messageOf(err)}`);
   }
   if (!matches) {
-    throw new BreezeError('TLS_MATERIAL', `${keyFile} is not the private key of the certificate in ${certFile}`);
+    throw new BreezeError(
+      'TLS_MATERIAL',
+      `${keyFile} is not the private key of the certificate in ${certFile}`,
+    );
   }
   try {
     // What setSecureContext will do: catches anything else OpenSSL refuses, before it matters.
@@ -135,7 +138,8 @@ export class CertificateReloader {
 
   current(): LoadedPair {
     const pair = this.pair;
-    if (pair === undefined) throw new BreezeError('TLS_MATERIAL', 'the serving certificate is not loaded yet');
+    if (pair === undefined)
+      throw new BreezeError('TLS_MATERIAL', 'the serving certificate is not loaded yet');
     return { cert: pair.cert, key: pair.key, notAfter: pair.notAfter };
   }
 
@@ -158,12 +162,6 @@ export class CertificateReloader {
     this.servers.clear();
   }
 
-  /** Re-reads the files now; resolves once the check (and any it coalesced) is done. For tests. */
-  async reload(): Promise<void> {
-    this.check();
-    while (this.checking !== undefined) await this.checking;
-  }
-
   private watchDir(dir: string): void {
     try {
       const w = watch(dir, { persistent: false }, () => this.schedule());
@@ -177,7 +175,10 @@ export class CertificateReloader {
       this.watchers.push(w);
     } catch (err) {
       // ENOSPC (inotify limits) or a directory that vanished: the poll still catches changes.
-      this.logger.warn({ dir, reason: messageOf(err) }, 'cannot watch certificate directory; relying on polling');
+      this.logger.warn(
+        { dir, reason: messageOf(err) },
+        'cannot watch certificate directory; relying on polling',
+      );
     }
   }
 
