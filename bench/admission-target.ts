@@ -48,3 +48,6 @@ if (which === 'baseline') {
   const addr = app.server.address();
   process.stdout.write(`${typeof addr === 'object' && addr !== null ? addr.port : 0}\n`);
 }
+
+// Exit cleanly on a signal so `node --cpu-prof` can write its profile.
+for (const s of ['SIGINT', 'SIGTERM'] as const) process.on(s, () => process.exit(0));

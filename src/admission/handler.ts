@@ -1,7 +1,6 @@
-import fastJsonPatch from 'fast-json-patch';
 import { BreezeError } from '../errors.js';
-import { asRecord, type JsonRecord } from '../model/json.js';
-import { handledKind, metaOf, type HandledKind } from '../model/kinds.js';
+import type { JsonRecord } from '../model/json.js';
+import { handledKind, objectRef, type HandledKind } from '../model/kinds.js';
 import type { ConfigView } from '../cache/store.js';
 import { mutateServiceEntry } from './mutators/serviceentry.js';
 import {
@@ -12,7 +11,6 @@ import {
   ReviewError,
   type AdmissionRequest,
   type Decision,
-  type JsonPatchOp,
   type Operation,
 } from './review.js';
 import { VALIDATORS } from './validators/index.js';
@@ -100,7 +98,7 @@ export function admit(webhook: Webhook, body: unknown, deps: AdmissionDeps): Adm
 }
 
 function recordOf(webhook: Webhook, req: AdmissionRequest, d: Decision): DecisionRecord {
-  const meta = metaOf(req.object ?? req.oldObject ?? {}, req.namespace);
+  const meta = objectRef(req.object ?? req.oldObject ?? {}, req.namespace);
   return {
     webhook,
     uid: req.uid,
@@ -119,7 +117,7 @@ function decide(webhook: Webhook, req: AdmissionRequest, deps: AdmissionDeps): D
   const kind = handledKind(req.group, req.version, req.kind);
   if (kind === undefined) return allow();
   const source = req.object ?? req.oldObject ?? {};
-  const meta = metaOf(source, req.namespace !== '' ? req.namespace : 'default');
+  const meta = objectRef(source, req.namespace !== '' ? req.namespace : 'default');
   const namespace = req.namespace !== '' ? req.namespace : meta.namespace;
   const name = req.name !== '' ? req.name : meta.name;
 
@@ -144,8 +142,7 @@ function mutate(
   c: { namespace: string; name: string; req: AdmissionRequest; deps: AdmissionDeps },
 ): Decision {
   if (kind !== 'ServiceEntry') return allow();
-  const copy = asRecord(structuredClone(object)) ?? {};
-  const result = mutateServiceEntry(copy, {
+  const result = mutateServiceEntry(object, {
     namespace: c.namespace,
     name: c.name,
     oldObject: c.req.oldObject,
@@ -153,6 +150,5 @@ function mutate(
     dryRun: c.req.dryRun,
   });
   if (!result.ok) return deny([{ path: result.path, message: result.message }]);
-  const patch: JsonPatchOp[] = fastJsonPatch.compare(object, copy);
-  return allow([], patch);
+  return allow([], result.patch);
 }

@@ -59,13 +59,24 @@ export interface ObjectMeta {
   readonly resourceVersion: string | undefined;
 }
 
+/** Name and namespace only: the cheap part of metaOf, for the request path. */
+export function objectRef(
+  obj: JsonRecord,
+  fallbackNamespace = 'default',
+): { name: string; namespace: string } {
+  const m = asRecord(obj.metadata);
+  const ns = asString(m?.namespace);
+  return {
+    name: asString(m?.name) ?? asString(m?.generateName) ?? '',
+    namespace: ns !== undefined && ns !== '' ? ns : fallbackNamespace,
+  };
+}
+
 /** Reads metadata defensively; `fallbackNamespace` applies when the object carries none. */
 export function metaOf(obj: JsonRecord, fallbackNamespace = 'default'): ObjectMeta {
   const m = asRecord(obj.metadata) ?? {};
-  const ns = asString(m.namespace);
   return {
-    name: asString(m.name) ?? asString(m.generateName) ?? '',
-    namespace: ns !== undefined && ns !== '' ? ns : fallbackNamespace,
+    ...objectRef(obj, fallbackNamespace),
     annotations: asStringMap(m.annotations),
     labels: asStringMap(m.labels),
     creationTimestamp: asString(m.creationTimestamp),

@@ -1,5 +1,6 @@
 import { asArray, asRecord, asString, type JsonRecord } from '../../model/json.js';
 import { protocolFromPortName } from '../../model/protocol.js';
+import type { JsonPatchOp } from '../review.js';
 import type { VipAllocator } from '../vip.js';
 
 export interface MutationContext {
@@ -11,36 +12,40 @@ export interface MutationContext {
 }
 
 export type MutationResult =
-  { readonly ok: true } | { readonly ok: false; readonly path: string; readonly message: string };
+  | { readonly ok: true; readonly patch: readonly JsonPatchOp[] }
+  | { readonly ok: false; readonly path: string; readonly message: string };
 
 /**
- * Fills in ServiceEntry defaults in place on a copy of the request object:
- * `protocol: TCP` on protocol ports that have none, and a VIP when a protocol service has no
- * addresses and a resolution other than NONE. Idempotent: a mutated object needs nothing more.
+ * ServiceEntry defaults as JSON Patch operations against the raw request object (which is only
+ * read): `protocol: TCP` on protocol ports that have none, and a VIP when a protocol service has
+ * no addresses and a resolution other than NONE. Idempotent: the patched object needs no patch.
  */
 export function mutateServiceEntry(object: JsonRecord, ctx: MutationContext): MutationResult {
   const spec = asRecord(object.spec);
-  if (spec === undefined) return { ok: true };
+  if (spec === undefined) return { ok: true, patch: [] };
+  const patch: JsonPatchOp[] = [];
   let hasProtocolPort = false;
-  for (const raw of asArray(spec.ports) ?? []) {
+  (asArray(spec.ports) ?? []).forEach((raw, i) => {
     const port = asRecord(raw);
-    if (port === undefined || protocolFromPortName(asString(port.name) ?? '') === undefined) continue;
+    if (port === undefined || protocolFromPortName(asString(port.name) ?? '') === undefined) return;
     hasProtocolPort = true;
-    if (port.protocol === undefined) port.protocol = 'TCP';
-  }
+    if (port.protocol === undefined)
+      patch.push({ op: 'add', path: `/spec/ports/${i}/protocol`, value: 'TCP' });
+  });
   const addresses = spec.addresses;
   const noAddresses =
     addresses === undefined || addresses === null || (Array.isArray(addresses) && addresses.length === 0);
   const resolution = spec.resolution ?? 'NONE';
-  if (!hasProtocolPort || !noAddresses || resolution === 'NONE') return { ok: true };
+  if (!hasProtocolPort || !noAddresses || resolution === 'NONE') return { ok: true, patch };
 
   const previous = asString(asArray(asRecord(ctx.oldObject?.spec)?.addresses)?.[0]);
+  let vip: string | undefined;
   if (previous !== undefined && ctx.vips.range.contains(previous)) {
-    spec.addresses = [previous];
-    return { ok: true };
+    vip = previous;
+  } else {
+    if (!ctx.dryRun) ctx.vips.prune();
+    vip = ctx.vips.allocate(ctx.namespace, ctx.name, !ctx.dryRun);
   }
-  if (!ctx.dryRun) ctx.vips.prune();
-  const vip = ctx.vips.allocate(ctx.namespace, ctx.name, !ctx.dryRun);
   if (vip === undefined) {
     return {
       ok: false,
@@ -50,6 +55,10 @@ export function mutateServiceEntry(object: JsonRecord, ctx: MutationContext): Mu
         'set spec.addresses explicitly or widen --vip-cidr',
     };
   }
-  spec.addresses = [vip];
-  return { ok: true };
+  patch.push(
+    Array.isArray(addresses)
+      ? { op: 'add', path: '/spec/addresses/0', value: vip }
+      : { op: addresses === null ? 'replace' : 'add', path: '/spec/addresses', value: [vip] },
+  );
+  return { ok: true, patch };
 }

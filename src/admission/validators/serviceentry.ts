@@ -1,5 +1,4 @@
-import { asArray, asRecord, asString, isInteger, type JsonRecord } from '../../model/json.js';
-import { metaOf } from '../../model/kinds.js';
+import { asArray, asRecord, asString, asStringMap, isInteger, type JsonRecord } from '../../model/json.js';
 import { isCidr, isDnsName, isIpAddress, isLabelKey, isLabelValue } from '../../model/names.js';
 import { likelyMisspeltProtocol, protocolFromPortName, type Protocol } from '../../model/protocol.js';
 import { field, FindingsBuilder, key, show, type Findings } from '../findings.js';
@@ -35,16 +34,16 @@ export function validateServiceEntry(object: JsonRecord, _ctx: ValidationContext
   const f = new FindingsBuilder();
   const spec = asRecord(object.spec);
   if (spec === undefined) return f.deny('spec', 'must be an object with hosts and ports').build();
-  const meta = metaOf(object);
+  const annotations = asStringMap(asRecord(object.metadata)?.annotations);
 
   const hosts = asArray(spec.hosts);
   if (hosts === undefined || hosts.length === 0) f.deny('spec.hosts', 'must list at least one host');
 
   const ports = spec.ports === undefined ? [] : asArray(spec.ports);
   if (ports === undefined) f.deny('spec.ports', `must be a list of ports, got ${show(spec.ports)}`);
-  const protocols = checkPorts(ports ?? [], meta.annotations, f);
+  const protocols = checkPorts(ports ?? [], annotations, f);
 
-  const ws = meta.annotations[WORKLOAD_SELECTOR_ANNOTATION];
+  const ws = annotations[WORKLOAD_SELECTOR_ANNOTATION];
   if (ws !== undefined) {
     const parsed = parseWorkloadSelectorAnnotation(ws);
     if (typeof parsed === 'string') f.deny(key('metadata.annotations', WORKLOAD_SELECTOR_ANNOTATION), parsed);
