@@ -1,0 +1,167 @@
+// The real CLI in local mode, as `npm start` runs it: certificates created on first run and reused,
+// the examples loaded, a review answered over TLS, and a clean exit on SIGTERM.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import t from 'tap';
+import { admissionFeed } from '../../src/cli/serve.js';
+import { ConfigStore } from '../../src/cache/store.js';
+
+const repo = new URL('../../', import.meta.url).pathname;
+const main = join(repo, 'src/cli/main.ts');
+
+function startServe(cwd: string) {
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      main,
+      'serve',
+      '--listen',
+      '127.0.0.1:0',
+      '--health-listen',
+      '127.0.0.1:0',
+      '--config-dir',
+      join(repo, 'examples'),
+    ],
+    { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BREEZE_LOG_LEVEL: 'warn' } },
+  );
+  const lines: string[] = [];
+  const rl = createInterface({ input: child.stdout });
+  const ready = new Promise<{ port: number }>((resolve, reject) => {
+    rl.on('line', (line) => {
+      lines.push(line);
+      const m = /POST https:\/\/127\.0\.0\.1:(\d+)\/validate/.exec(line);
+      if (m) resolve({ port: Number(m[1]) });
+    });
+    child.once('exit', (code) => reject(new Error(`serve exited early with ${code}`)));
+  });
+  return { child, lines, ready };
+}
+
+function post(port: number, path: string, body: string, ca: string): Promise<{ status: number; json: any }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: '127.0.0.1', port, path, method: 'POST', ca, headers: { 'content-type': 'application/json' } },
+      (res) => {
+        let data = '';
+        res.on('data', (c: Buffer) => (data += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(data) }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+t.test('breeze serve (local mode) end to end', async (t) => {
+  const cwd = t.testdir({});
+  const first = startServe(cwd);
+  const { port } = await first.ready;
+  t.match(first.lines.join('\n'), /Breeze local mode: 14 objects from .*examples\/ in the config cache/);
+  t.match(
+    first.lines.join('\n'),
+    /curl --cacert certs\/ca\.crt -H 'Content-Type: application\/json' --data @.*reviews\/serviceentry-invalid\.json/,
+  );
+  const ca = readFileSync(join(cwd, 'certs/ca.crt'), 'utf8');
+  const certBefore = readFileSync(join(cwd, 'certs/tls.crt'), 'utf8');
+
+  const invalid = readFileSync(join(repo, 'examples/reviews/serviceentry-invalid.json'), 'utf8');
+  const denied = await post(port, '/validate', invalid, ca);
+  t.equal(denied.status, 200);
+  t.equal(denied.json.response.uid, '705ab4f5-6393-11e8-b7cc-42010a800002');
+  t.equal(denied.json.response.allowed, false);
+  t.equal(denied.json.response.status.code, 422);
+  t.match(
+    denied.json.response.status.message,
+    /^spec\.ports\[1\]: port "tcp-dubbo" needs the annotation "interface"/,
+  );
+
+  const valid = readFileSync(join(repo, 'examples/reviews/serviceentry-valid.json'), 'utf8');
+  const mutated = await post(port, '/mutate', valid, ca);
+  const patch = JSON.parse(Buffer.from(mutated.json.response.patch, 'base64').toString());
+  t.match(patch, [
+    { op: 'add', path: '/spec/ports/0/protocol', value: 'TCP' },
+    { op: 'add', path: '/spec/addresses', value: [/^240\.240\.\d+\.\d+$/] },
+  ]);
+
+  first.child.kill('SIGTERM');
+  const [code] = await once(first.child, 'exit');
+  t.equal(code, 0, 'exits 0 after draining on SIGTERM');
+
+  const second = startServe(cwd);
+  await second.ready;
+  t.equal(
+    readFileSync(join(cwd, 'certs/tls.crt'), 'utf8'),
+    certBefore,
+    'certificates are reused on the next start',
+  );
+  second.child.kill('SIGINT');
+  t.equal((await once(second.child, 'exit'))[0], 0);
+});
+
+t.test('bad flags exit 2 with the flag named', async (t) => {
+  const child = spawn(process.execPath, ['--import', 'tsx', main, 'serve', '--listen', 'nowhere'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let err = '';
+  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+  const [code] = await once(child, 'exit');
+  t.equal(code, 2);
+  t.match(err, 'breeze: --listen (BREEZE_LISTEN): "nowhere" must be host:port, :port or [ipv6]:port');
+});
+
+t.test('breeze certs writes a CA and a serving pair', async (t) => {
+  const dir = t.testdir({});
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      main,
+      'certs',
+      '--out-dir',
+      dir,
+      '--host',
+      'breeze.istio-system.svc',
+      '--host',
+      '10.0.0.7',
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  const [code] = await once(child, 'exit');
+  t.equal(code, 0);
+  const { X509Certificate } = await import('node:crypto');
+  const cert = new X509Certificate(readFileSync(join(dir, 'tls.crt')));
+  t.equal(cert.checkHost('breeze.istio-system.svc'), 'breeze.istio-system.svc');
+  t.equal(cert.checkIP('10.0.0.7'), '10.0.0.7');
+  t.ok(cert.verify(new X509Certificate(readFileSync(join(dir, 'ca.crt'))).publicKey));
+});
+
+t.test('the admission feed records changes into the cache', async (t) => {
+  const store = new ConfigStore();
+  const feed = admissionFeed(store);
+  const object = {
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'ServiceEntry',
+    metadata: { name: 'a' },
+    spec: {
+      hosts: ['a.ns.svc.cluster.local'],
+      addresses: ['240.240.1.1'],
+      ports: [{ number: 6379, name: 'tcp-redis' }],
+    },
+  };
+  feed({ operation: 'CREATE', kind: 'ServiceEntry', namespace: 'ns', name: 'a', object });
+  t.match(store.get('ServiceEntry', 'ns', 'a'), { origin: 'admission', confirmed: false, namespace: 'ns' });
+  t.equal(store.addressOwner('240.240.1.1'), 'ServiceEntry/ns/a', 'its VIP is taken at once');
+  t.equal(store.protocolServices('a.ns.svc.cluster.local').length, 1);
+  feed({ operation: 'DELETE', kind: 'ServiceEntry', namespace: 'ns', name: 'a', object: undefined });
+  t.equal(store.get('ServiceEntry', 'ns', 'a'), undefined);
+  t.equal(store.addressOwner('240.240.1.1'), undefined);
+});
