@@ -25,13 +25,14 @@ export function mutateServiceEntry(object: JsonRecord, ctx: MutationContext): Mu
   if (spec === undefined) return { ok: true, patch: [] };
   const patch: JsonPatchOp[] = [];
   let hasProtocolPort = false;
-  (asArray(spec.ports) ?? []).forEach((raw, i) => {
+  const ports = asArray(spec.ports) ?? [];
+  for (const [i, raw] of ports.entries()) {
     const port = asRecord(raw);
-    if (port === undefined || protocolFromPortName(asString(port.name) ?? '') === undefined) return;
+    if (port === undefined || protocolFromPortName(asString(port.name) ?? '') === undefined) continue;
     hasProtocolPort = true;
     if (port.protocol === undefined)
       patch.push({ op: 'add', path: `/spec/ports/${i}/protocol`, value: 'TCP' });
-  });
+  }
   const addresses = spec.addresses;
   const noAddresses =
     addresses === undefined || addresses === null || (Array.isArray(addresses) && addresses.length === 0);
