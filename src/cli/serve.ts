@@ -76,10 +76,9 @@ export async function runServe(
     );
   }
 
+  // Local mode's only source is the config dir, so the cache is synced once it has loaded.
   const store = new ConfigStore(config.domain);
-  let synced = false;
   const objects = await fillFromConfigDir(config, store, logger);
-  synced = true;
   const admission: AdmissionDeps = {
     view: store,
     vips: new VipAllocator(new Ipv4Range(config.vipCidr), store),
@@ -93,7 +92,7 @@ export async function runServe(
     admission,
     logger,
     metrics,
-    isSynced: () => synced,
+    isSynced: () => true,
     drainDelayMs: config.drainDelayMs,
   });
 
