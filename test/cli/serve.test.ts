@@ -33,10 +33,12 @@ function startServe(cwd: string) {
   const lines: string[] = [];
   const rl = createInterface({ input: child.stdout });
   const ready = new Promise<{ port: number }>((resolve, reject) => {
+    let port = 0;
     rl.on('line', (line) => {
       lines.push(line);
       const m = /POST https:\/\/127\.0\.0\.1:(\d+)\/validate/.exec(line);
-      if (m) resolve({ port: Number(m[1]) });
+      if (m) port = Number(m[1]);
+      if (line.trimStart().startsWith('curl ')) resolve({ port }); // the last line it prints
     });
     child.once('exit', (code) => reject(new Error(`serve exited early with ${code}`)));
   });
