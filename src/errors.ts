@@ -8,6 +8,8 @@ export type BreezeErrorCode =
   | 'TLS_MATERIAL' // a certificate or key that cannot be used
   | 'MANIFEST' // a manifest file that cannot be read or parsed
   | 'VIP_EXHAUSTED'
+  | 'GENERATION' // a service whose config cannot be turned into EnvoyFilters (reported per service)
+  | 'SCHEMA' // generated Envoy config that Envoy's own proto schema rejects
   | 'INTERNAL';
 
 export class BreezeError extends Error {

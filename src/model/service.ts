@@ -1,6 +1,6 @@
-import { asArray, asRecord, asString, isInteger, type JsonRecord } from './json.js';
+import { asArray, asRecord, asString, asStringMap, isInteger, type JsonRecord } from './json.js';
 import { metaOf } from './kinds.js';
-import { resolveHost } from './names.js';
+import { isLabelKey, isLabelValue, resolveHost } from './names.js';
 import { protocolFromPortName, type Protocol } from './protocol.js';
 
 /** One port of a service as the generators and validators see it. */
@@ -23,6 +23,35 @@ export interface ServiceView {
   readonly hosts: readonly string[];
   readonly addresses: readonly string[];
   readonly ports: readonly ServicePort[];
+  /**
+   * Labels of the workloads behind the service: a ServiceEntry's `spec.workloadSelector.labels`,
+   * else its `workloadSelector` annotation (Aeraki's `value` / `key: value`); a Service's selector.
+   * Undefined when there is none (no inbound filter can be targeted).
+   */
+  readonly workloadSelector: Readonly<Record<string, string>> | undefined;
+  readonly annotations: Readonly<Record<string, string>>;
+}
+
+/**
+ * Aeraki's `workloadSelector` annotation: `value` means `{app: value}`, `key: value` means
+ * `{key: value}` (spaces ignored). Returns the labels, or an error text.
+ */
+export function parseWorkloadSelectorAnnotation(raw: string): Record<string, string> | string {
+  const s = raw.replace(/\s+/g, '');
+  const parts = s.split(':');
+  if (parts.length > 2)
+    return `${JSON.stringify(raw)} has more than one ':'; write "value" (meaning app: value) or "key: value"`;
+  const [k, v] = parts.length === 2 ? [parts[0] ?? '', parts[1] ?? ''] : ['app', parts[0] ?? ''];
+  if (v === '')
+    return `${JSON.stringify(raw)} has no label value; write "value" (meaning app: value) or "key: value"`;
+  if (!isLabelKey(k)) return `${JSON.stringify(k)} is not a valid label key`;
+  if (!isLabelValue(v))
+    return `${JSON.stringify(v)} is not a valid label value (63 characters of [A-Za-z0-9._-] at most)`;
+  return { [k]: v };
+}
+
+function nonEmpty(labels: Record<string, string>): Record<string, string> | undefined {
+  return Object.keys(labels).length > 0 ? labels : undefined;
 }
 
 function portsOf(list: unknown, numberField: 'number' | 'port'): ServicePort[] {
@@ -56,6 +85,8 @@ export function serviceViewOf(obj: JsonRecord, domain: string): ServiceView | un
         .map((h) => resolveHost(h, meta.namespace, domain)),
       addresses: (asArray(spec.addresses) ?? []).filter((a): a is string => typeof a === 'string'),
       ports: portsOf(spec.ports, 'number'),
+      workloadSelector: entrySelector(spec, meta.annotations),
+      annotations: meta.annotations,
     };
   }
   if (kind === 'Service' && asString(obj.apiVersion) === 'v1') {
@@ -67,9 +98,23 @@ export function serviceViewOf(obj: JsonRecord, domain: string): ServiceView | un
       hosts: [resolveHost(meta.name, meta.namespace, domain)],
       addresses: ips.filter((a): a is string => typeof a === 'string' && a !== '' && a !== 'None'),
       ports: portsOf(spec.ports, 'port'),
+      workloadSelector: nonEmpty(asStringMap(spec.selector)),
+      annotations: meta.annotations,
     };
   }
   return undefined;
+}
+
+function entrySelector(
+  spec: JsonRecord,
+  annotations: Readonly<Record<string, string>>,
+): Record<string, string> | undefined {
+  const labels = nonEmpty(asStringMap(asRecord(spec.workloadSelector)?.labels));
+  if (labels !== undefined) return labels;
+  const raw = annotations.workloadSelector;
+  if (raw === undefined) return undefined;
+  const parsed = parseWorkloadSelectorAnnotation(raw);
+  return typeof parsed === 'string' ? undefined : parsed;
 }
 
 export function hasProtocolPort(s: ServiceView): boolean {

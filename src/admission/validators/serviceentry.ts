@@ -1,5 +1,6 @@
 import { asArray, asRecord, asString, asStringMap, isInteger, type JsonRecord } from '../../model/json.js';
-import { isCidr, isDnsName, isIpAddress, isLabelKey, isLabelValue } from '../../model/names.js';
+import { isCidr, isDnsName, isIpAddress } from '../../model/names.js';
+import { parseWorkloadSelectorAnnotation } from '../../model/service.js';
 import { likelyMisspeltProtocol, protocolFromPortName, type Protocol } from '../../model/protocol.js';
 import { field, FindingsBuilder, key, show, type Findings } from '../findings.js';
 import type { ValidationContext } from './types.js';
@@ -11,23 +12,6 @@ const EXAMPLE_INTERFACE = 'org.apache.dubbo.samples.DemoService';
 
 export function isPortNumber(v: unknown): v is number {
   return isInteger(v) && v >= 1 && v <= 65535;
-}
-
-/**
- * Aeraki's `workloadSelector` annotation: `value` means `{app: value}`, `key: value` means
- * `{key: value}` (spaces ignored). Returns the labels, or an error text.
- */
-export function parseWorkloadSelectorAnnotation(raw: string): Record<string, string> | string {
-  const s = raw.replace(/\s+/g, '');
-  const parts = s.split(':');
-  if (parts.length > 2)
-    return `${show(raw)} has more than one ':'; write "value" (meaning app: value) or "key: value"`;
-  const [k, v] = parts.length === 2 ? [parts[0] ?? '', parts[1] ?? ''] : ['app', parts[0] ?? ''];
-  if (v === '') return `${show(raw)} has no label value; write "value" (meaning app: value) or "key: value"`;
-  if (!isLabelKey(k)) return `${show(k)} is not a valid label key`;
-  if (!isLabelValue(v))
-    return `${show(v)} is not a valid label value (63 characters of [A-Za-z0-9._-] at most)`;
-  return { [k]: v };
 }
 
 export function validateServiceEntry(object: JsonRecord, _ctx: ValidationContext): Findings {

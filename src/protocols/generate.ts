@@ -1,0 +1,187 @@
+import type { ConfigStore, Entry } from '../cache/store.js';
+import { isBreezeError } from '../errors.js';
+import { asRecord, asString, type JsonRecord } from '../model/json.js';
+import type { ServiceView } from '../model/service.js';
+import { GENERATORS } from './registry.js';
+import { buildEnvoyFilter, inboundListenerPatch, outboundListenerPatch } from './shared/envoyfilter.js';
+import { inboundName, outboundName } from './shared/names.js';
+import type { FilterPlan, GenerationOptions, PortContext, SourceRef } from './types.js';
+
+/** A problem with one service (or one port of it): its filters are not produced. */
+export interface GenerationProblem {
+  /** `ServiceEntry/ns/name` or `Service/ns/name`. */
+  readonly service: string;
+  readonly port?: number;
+  readonly direction?: 'outbound' | 'inbound';
+  readonly message: string;
+}
+
+/** `ServiceEntry/ns/name port 20880 outbound: <message>` */
+export function formatProblem(p: GenerationProblem): string {
+  const port = p.port === undefined ? '' : ` port ${p.port}`;
+  const direction = p.direction === undefined ? '' : ` ${p.direction}`;
+  return `${p.service}${port}${direction}: ${p.message}`;
+}
+
+export interface ServiceOutput {
+  readonly envoyFilters: JsonRecord[];
+  readonly problems: GenerationProblem[];
+  /** Soft findings: a filter that cannot exist yet (no VIP, no workload selector). */
+  readonly notes: GenerationProblem[];
+}
+
+export type GenerationResult = ServiceOutput;
+
+/** Decodes a cached Secret: `data` (base64) and `stringData`, as UTF-8 strings. */
+export function secretData(entry: Entry | undefined): Readonly<Record<string, string>> | undefined {
+  if (entry === undefined) return undefined;
+  const out: Record<string, string> = {};
+  const data = asRecord(entry.object.data) ?? {};
+  for (const [k, v] of Object.entries(data))
+    if (typeof v === 'string') out[k] = Buffer.from(v, 'base64').toString('utf8');
+  const stringData = asRecord(entry.object.stringData) ?? {};
+  for (const [k, v] of Object.entries(stringData)) if (typeof v === 'string') out[k] = v;
+  return out;
+}
+
+function inNamespace(entries: readonly Entry[], namespace: string): Entry | undefined {
+  return entries.find((e) => e.namespace === namespace);
+}
+
+/**
+ * The EnvoyFilters for one service: every protocol port on its own, one outbound filter per VIP
+ * per port and one inbound filter per port. A generator error costs only that port and
+ * direction; it is reported, never thrown.
+ */
+export function generateService(
+  store: ConfigStore,
+  key: string,
+  service: ServiceView,
+  options: GenerationOptions,
+): ServiceOutput {
+  const out: ServiceOutput = { envoyFilters: [], problems: [], notes: [] };
+  const host = service.hosts[0];
+  if (host === undefined) {
+    out.problems.push({ service: key, message: 'has no hosts' });
+    return out;
+  }
+  const virtualService = store.forHost('VirtualService', host)[0];
+  const destinationRule = store.forHost('DestinationRule', host)[0];
+  const redisService = inNamespace(store.forHost('RedisService', host), service.namespace);
+  const redisDestination = inNamespace(store.forHost('RedisDestination', host), service.namespace);
+  const self: SourceRef = { kind: service.kind, namespace: service.namespace, name: service.name };
+  const namespace = options.namespaceScope ? service.namespace : options.rootNamespace;
+
+  for (const port of service.ports) {
+    if (port.protocol === undefined) continue;
+    const generator = GENERATORS[port.protocol];
+    const ctx: PortContext = {
+      service,
+      host,
+      port,
+      protocol: port.protocol,
+      virtualService: virtualService?.object,
+      destinationRule: destinationRule?.object,
+      redisService: redisService?.object,
+      redisDestination: redisDestination?.object,
+      secret: (ns, name) => secretData(store.get('Secret', ns, name)),
+      servicesFor: (fqdn) => store.protocolServices(fqdn),
+      options,
+    };
+    const plan = (direction: 'outbound' | 'inbound'): FilterPlan | undefined => {
+      try {
+        return direction === 'outbound' ? generator.outbound(ctx) : generator.inbound(ctx);
+      } catch (err) {
+        if (!isBreezeError(err, 'GENERATION')) throw err;
+        out.problems.push({ service: key, port: port.number, direction, message: err.message });
+        return undefined;
+      }
+    };
+    const sourcesOf = (p: FilterPlan): SourceRef[] => [self, ...(p.sources ?? [])];
+
+    if (service.addresses.length === 0) {
+      out.notes.push({
+        service: key,
+        port: port.number,
+        direction: 'outbound',
+        message: 'no address yet (the mutating webhook allocates a VIP): no outbound filter',
+      });
+    } else {
+      const outbound = plan('outbound');
+      if (outbound !== undefined) {
+        for (const vip of service.addresses) {
+          out.envoyFilters.push(
+            buildEnvoyFilter({
+              name: outboundName(host, vip, port.number),
+              namespace,
+              protocol: port.protocol,
+              workloadSelector: undefined,
+              patches: [outboundListenerPatch(vip, port.number, outbound), ...(outbound.extraPatches ?? [])],
+              sources: sourcesOf(outbound),
+            }),
+          );
+        }
+      }
+    }
+
+    if (service.workloadSelector === undefined) {
+      out.notes.push({
+        service: key,
+        port: port.number,
+        direction: 'inbound',
+        message:
+          'no workload selector (spec.workloadSelector or the workloadSelector annotation): no inbound filter',
+      });
+    } else {
+      const inbound = plan('inbound');
+      if (inbound !== undefined) {
+        out.envoyFilters.push(
+          buildEnvoyFilter({
+            name: inboundName(host, port.number),
+            namespace,
+            protocol: port.protocol,
+            workloadSelector: service.workloadSelector,
+            patches: [inboundListenerPatch(port.targetPort ?? port.number, inbound)],
+            sources: sourcesOf(inbound),
+          }),
+        );
+      }
+    }
+  }
+  return out;
+}
+
+function nameOf(ef: JsonRecord): string {
+  const m = asRecord(ef.metadata);
+  return `${asString(m?.namespace) ?? ''}/${asString(m?.name) ?? ''}`;
+}
+
+/**
+ * Every protocol service in the store, in key order. The output is sorted by namespace/name, so
+ * the same store gives the same bytes whatever order objects arrived in. Two services that would
+ * write the same EnvoyFilter name: the first (by key) wins and the other gets a problem.
+ */
+export function generateAll(store: ConfigStore, options: GenerationOptions): GenerationResult {
+  const result: GenerationResult = { envoyFilters: [], problems: [], notes: [] };
+  const owner = new Map<string, string>();
+  for (const { key, service } of store.allProtocolServices()) {
+    const out = generateService(store, key, service, options);
+    for (const ef of out.envoyFilters) {
+      const name = nameOf(ef);
+      const first = owner.get(name);
+      if (first !== undefined) {
+        result.problems.push({
+          service: key,
+          message: `EnvoyFilter ${name} is already generated for ${first}`,
+        });
+        continue;
+      }
+      owner.set(name, key);
+      result.envoyFilters.push(ef);
+    }
+    result.problems.push(...out.problems);
+    result.notes.push(...out.notes);
+  }
+  result.envoyFilters.sort((a, b) => (nameOf(a) < nameOf(b) ? -1 : nameOf(a) > nameOf(b) ? 1 : 0));
+  return result;
+}

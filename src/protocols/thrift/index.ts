@@ -1,0 +1,13 @@
+import { BreezeError } from '../../errors.js';
+import type { ProtocolGenerator } from '../types.js';
+
+// PLACEHOLDER: replaced by the real generator in this same change.
+export const generator: ProtocolGenerator = {
+  protocol: 'thrift',
+  outbound() {
+    throw new BreezeError('GENERATION', 'thrift generator not written yet');
+  },
+  inbound() {
+    throw new BreezeError('GENERATION', 'thrift generator not written yet');
+  },
+};
