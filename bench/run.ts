@@ -1,9 +1,11 @@
 // `npm run bench [-- name...] [-- --duration N]`: runs the named benchmarks (all by default).
 import { parseArgs } from 'node:util';
 import { runAdmissionBench } from './admission.js';
+import { runGenerateBench } from './generate.js';
 
 const BENCHES: Record<string, (o: { duration: number }) => Promise<unknown>> = {
   admission: runAdmissionBench,
+  generate: () => runGenerateBench(),
 };
 
 const { values, positionals } = parseArgs({

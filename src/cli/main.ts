@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { isBreezeError } from '../errors.js';
 import { CERTS_USAGE, runCerts } from './certs.js';
+import { GENERATE_USAGE, runGenerate } from './generate.js';
 import { runServe } from './serve.js';
 import { serveUsage } from '../config/serve.js';
 import { runValidate, VALIDATE_USAGE } from './validate.js';
@@ -11,6 +12,7 @@ const USAGE = `Usage: breeze <command> [flags]
 Commands:
   serve      run the admission webhooks (local mode by default: dev certificates, examples/ as config)
   validate   check manifests offline with the webhook's own validators
+  generate   print the EnvoyFilters Breeze generates for manifests
   certs      write a development CA and serving certificate
 
 Run 'breeze <command> --help' for a command's flags.`;
@@ -40,6 +42,9 @@ async function main(argv: readonly string[]): Promise<number> {
     case 'validate':
       if (wantsHelp) return (print(VALIDATE_USAGE), 0);
       return (await runValidate(rest, print, printErr)).exitCode;
+    case 'generate':
+      if (wantsHelp) return (print(GENERATE_USAGE), 0);
+      return (await runGenerate(rest, (text) => process.stdout.write(text), printErr)).exitCode;
     case 'certs':
       if (wantsHelp) return (print(CERTS_USAGE), 0);
       await runCerts(rest, print);

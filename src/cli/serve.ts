@@ -10,6 +10,8 @@ import { asString, type JsonRecord } from '../model/json.js';
 import { ensureDevCertificates } from '../pki/certs.js';
 import { BreezeServer } from '../server/index.js';
 import { loadManifests } from '../sources/file.js';
+import { formatProblem, generateAll } from '../protocols/generate.js';
+import { syncDirectory } from '../reconcile/sinks/directory.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { createMetrics } from '../telemetry/metrics.js';
 
@@ -79,6 +81,15 @@ export async function runServe(
   // Local mode's only source is the config dir, so the cache is synced once it has loaded.
   const store = new ConfigStore(config.domain);
   const objects = await fillFromConfigDir(config, store, logger);
+  const generated = generateAll(store, {
+    rootNamespace: config.rootNamespace,
+    namespaceScope: config.envoyfilterNamespaceScope,
+    domain: config.domain,
+  });
+  for (const p of generated.problems)
+    logger.warn({ service: p.service, port: p.port }, `generation: ${formatProblem(p)}`);
+  const synced = await syncDirectory(config.outDir, generated.envoyFilters);
+  logger.info({ outDir: config.outDir, ...synced }, 'EnvoyFilters written');
   const admission: AdmissionDeps = {
     view: store,
     vips: new VipAllocator(new Ipv4Range(config.vipCidr), store),
@@ -104,6 +115,9 @@ export async function runServe(
     'serviceentry-invalid.json',
   );
   out(`Breeze ${config.mode} mode: ${objects} objects from ${config.configDir}/ in the config cache`);
+  out(
+    `  envoyfilters  ${generated.envoyFilters.length} written to ${config.outDir}/ (${generated.problems.length} problems)`,
+  );
   out(`  webhook  POST ${base}/validate  POST ${base}/mutate`);
   out(
     `  health   http://${formatListenAddress({ host: config.healthListen.host, port: server.healthPort })}/readyz  /healthz  /metrics`,

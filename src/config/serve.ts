@@ -22,6 +22,7 @@ export interface ServeConfig {
   readonly configDir: string;
   readonly outDir: string;
   readonly rootNamespace: string;
+  readonly envoyfilterNamespaceScope: boolean;
   readonly domain: string;
   readonly debounceAfterMs: number;
   readonly debounceMaxMs: number;
@@ -73,6 +74,11 @@ export const SERVE_FLAGS = {
     help: 'namespace of generated EnvoyFilters',
     local: 'istio-system',
     cluster: 'istio-system',
+  },
+  'envoyfilter-namespace-scope': {
+    help: "true: put each service's EnvoyFilters in the service's namespace",
+    local: 'false',
+    cluster: 'false',
   },
   domain: {
     help: 'cluster DNS domain for short host names',
@@ -138,6 +144,11 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
       ? bad(flag, str(flag), 'must be a duration such as 500ms, 10s or 1m')
       : ms;
   };
+  const bool = (flag: ServeFlag): boolean => {
+    const v = str(flag).toLowerCase();
+    if (v !== 'true' && v !== 'false') bad(flag, str(flag), 'must be true or false');
+    return v === 'true';
+  };
   const logLevel =
     LOG_LEVELS.find((l) => l === str('log-level')) ??
     bad('log-level', str('log-level'), `must be one of ${LOG_LEVELS.join(', ')}`);
@@ -167,6 +178,7 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     configDir: str('config-dir'),
     outDir: str('out-dir'),
     rootNamespace: str('root-namespace'),
+    envoyfilterNamespaceScope: bool('envoyfilter-namespace-scope'),
     domain,
     debounceAfterMs: duration('debounce-after'),
     debounceMaxMs: duration('debounce-max'),

@@ -8,9 +8,14 @@ export function isDns1123Label(s: string): boolean {
   return s.length > 0 && s.length <= 63 && DNS_LABEL.test(s);
 }
 
-/** A Kubernetes object name that must be a DNS-1123 subdomain (Secret names, for one). */
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/**
+ * A Kubernetes object name that must be a DNS-1123 subdomain (most kinds, Secrets among them):
+ * 253 characters at most; as in Kubernetes, the dot-separated parts have no 63-character limit.
+ */
 export function isDns1123Subdomain(s: string): boolean {
-  return s.length <= 253 && s.split('.').every(isDns1123Label);
+  return s.length <= 253 && DNS_SUBDOMAIN.test(s);
 }
 
 /** A DNS name without wildcard, as Istio accepts hosts (labels of any case, 253 characters at most). */
