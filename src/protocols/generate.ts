@@ -109,14 +109,16 @@ export function generateService(
     } else {
       const outbound = plan('outbound');
       if (outbound !== undefined) {
-        for (const vip of service.addresses) {
+        for (const [i, vip] of service.addresses.entries()) {
+          // Cluster patches (Redis) go with the first VIP only: one cluster, added once.
+          const extra = i === 0 ? (outbound.extraPatches ?? []) : [];
           out.envoyFilters.push(
             buildEnvoyFilter({
               name: outboundName(host, vip, port.number),
               namespace,
               protocol: port.protocol,
               workloadSelector: undefined,
-              patches: [outboundListenerPatch(vip, port.number, outbound), ...(outbound.extraPatches ?? [])],
+              patches: [outboundListenerPatch(vip, port.number, outbound), ...extra],
               sources: sourcesOf(outbound),
             }),
           );

@@ -3,7 +3,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import { ConfigStore } from '../../src/cache/store.js';
 import { MAX_WARNING_LENGTH } from '../../src/admission/findings.js';
-import { re2Error } from '../../src/admission/validators/regex.js';
+import { re2Error } from '../../src/model/re2.js';
 import { validateVirtualService } from '../../src/admission/validators/virtualservice.js';
 import type { JsonRecord } from '../../src/model/json.js';
 

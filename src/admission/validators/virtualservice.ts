@@ -2,7 +2,7 @@ import { asArray, asRecord, isInteger, type JsonRecord } from '../../model/json.
 import { resolveHost } from '../../model/names.js';
 import type { Protocol } from '../../model/protocol.js';
 import { field, FindingsBuilder, key, MAX_WARNING_LENGTH, show, type Findings } from '../findings.js';
-import { re2Error } from './regex.js';
+import { re2Error } from '../../model/re2.js';
 import type { ValidationContext } from './types.js';
 
 const EXAMPLE_HOST = 'org.apache.dubbo.samples.basic.api.demoservice';
