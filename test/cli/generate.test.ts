@@ -1,0 +1,90 @@
+import { join } from 'node:path';
+import t from 'tap';
+import { parseAllDocuments } from 'yaml';
+import { runGenerate } from '../../src/cli/generate.js';
+
+async function run(argv: string[]) {
+  let out = '';
+  const err: string[] = [];
+  const summary = await runGenerate(
+    argv,
+    (s) => (out += s),
+    (l) => err.push(l),
+  );
+  return { out, err, summary };
+}
+
+t.test('the examples generate cleanly and pass --check', async (t) => {
+  const { out, err, summary } = await run(['-f', 'examples', '--check']);
+  t.same(err, []);
+  t.equal(summary.exitCode, 0);
+  const docs = parseAllDocuments(out).map((d) => d.toJS());
+  t.equal(docs.length, summary.envoyFilters);
+  t.ok(docs.length >= 10);
+  for (const d of docs) {
+    t.equal(d.kind, 'EnvoyFilter');
+    t.equal(d.metadata.namespace, 'istio-system');
+    t.equal(d.metadata.labels['app.kubernetes.io/managed-by'], 'breeze');
+  }
+  const names = docs.map((d) => d.metadata.name);
+  t.same(names, [...names].sort(), 'sorted by name');
+  t.ok(names.includes('breeze-outbound-org.apache.dubbo.samples.basic.api.demoservice-240.240.0.20-20880'));
+  t.ok(names.includes('breeze-inbound-my-release-zookeeper.kafka.svc.cluster.local-2181'));
+});
+
+t.test('-o json prints a List; namespace scope and root namespace are honoured', async (t) => {
+  const scoped = await run(['-f', 'examples/dubbo.yaml', '-o', 'json', '--envoyfilter-namespace-scope']);
+  const list = JSON.parse(scoped.out);
+  t.equal(list.kind, 'List');
+  t.ok(list.items.length > 0);
+  t.ok(list.items.every((i: any) => i.metadata.namespace === 'dubbo'));
+  const root = await run(['-f', 'examples/dubbo.yaml', '-o', 'json', '--root-namespace', 'mesh-root']);
+  t.ok(JSON.parse(root.out).items.every((i: any) => i.metadata.namespace === 'mesh-root'));
+});
+
+t.test(
+  'invalid input and generation errors: one line each, exit 1, other services still generated',
+  async (t) => {
+    const dir = t.testdir({
+      'in.yaml': `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: no-iface, namespace: dubbo}
+spec:
+  hosts: [orders.dubbo.svc.cluster.local]
+  addresses: [240.240.9.9]
+  ports: [{number: 20880, name: tcp-dubbo, protocol: TCP}]
+  workloadSelector: {labels: {app: orders}}
+  resolution: STATIC
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: zk, namespace: kafka}
+spec:
+  hosts: [zk.kafka.svc.cluster.local]
+  addresses: [240.240.9.10]
+  ports: [{number: 2181, name: tcp-zookeeper, protocol: TCP}]
+  resolution: STATIC
+`,
+    });
+    const file = join(dir, 'in.yaml');
+    const { out, err, summary } = await run(['-f', file]);
+    t.equal(summary.exitCode, 1);
+    t.same(err, [
+      `${file}: ServiceEntry dubbo/no-iface: spec.ports[0]: port "tcp-dubbo" needs the annotation "interface" (the Dubbo interface, e.g. org.apache.dubbo.samples.DemoService)`,
+      'ServiceEntry/dubbo/no-iface port 20880 outbound: the ServiceEntry has no "interface" annotation (the Dubbo interface, e.g. org.apache.dubbo.samples.DemoService): no outbound filter',
+    ]);
+    const names = parseAllDocuments(out).map((d) => d.toJS().metadata.name);
+    t.same(names, [
+      'breeze-inbound-orders.dubbo.svc.cluster.local-20880',
+      'breeze-outbound-zk.kafka.svc.cluster.local-240.240.9.10-2181',
+    ]);
+  },
+);
+
+t.test('usage errors', async (t) => {
+  await t.rejects(run([]), { code: 'BAD_FLAG', message: /no manifests given/ });
+  await t.rejects(run(['-f', 'examples', '-o', 'xml']), {
+    code: 'BAD_FLAG',
+    message: /-o: "xml" must be yaml or json/,
+  });
+});
