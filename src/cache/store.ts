@@ -1,5 +1,5 @@
 import { asArray, asRecord, asString, type JsonRecord } from '../model/json.js';
-import { metaOf, objectRef } from '../model/kinds.js';
+import { objectRef } from '../model/kinds.js';
 import { resolveHost } from '../model/names.js';
 import { hasProtocolPort, serviceViewOf, type ServiceView } from '../model/service.js';
 
@@ -59,8 +59,8 @@ function namedHosts(kind: HostIndexedKind, object: JsonRecord, domain: string): 
  * objects claim one host. Objects without a timestamp (files, admission) sort after dated ones.
  */
 export function compareEntries(a: Entry, b: Entry): number {
-  const ta = metaOf(a.object).creationTimestamp ?? '\uffff';
-  const tb = metaOf(b.object).creationTimestamp ?? '\uffff';
+  const ta = asString(asRecord(a.object.metadata)?.creationTimestamp) ?? '\uffff';
+  const tb = asString(asRecord(b.object.metadata)?.creationTimestamp) ?? '\uffff';
   if (ta !== tb) return ta < tb ? -1 : 1;
   const ka = `${a.namespace}/${a.name}`;
   const kb = `${b.namespace}/${b.name}`;
