@@ -1,0 +1,28 @@
+import type { Origin } from '../cache/store.js';
+import type { JsonRecord } from '../model/json.js';
+
+/**
+ * Where sources deliver config. Objects are Kubernetes-shaped JSON (apiVersion, kind, metadata
+ * with name, namespace, resourceVersion, labels, annotations, creationTimestamp; spec). The store
+ * decides precedence between sources and computes which services each change affects.
+ */
+export interface ConfigSink {
+  /** One object created or updated (`object` set) or deleted (`object` undefined) at the source. */
+  apply(origin: Origin, kind: string, namespace: string, name: string, object: JsonRecord | undefined): void;
+  /**
+   * The complete current set of one kind at the source (an initial list, a relist, a SotW
+   * response): objects of that kind from this origin that are not in the set are deleted.
+   */
+  replace(origin: Origin, kind: string, objects: readonly JsonRecord[]): void;
+}
+
+/** A config source: a Kubernetes watch, istiod over ADS, a directory of manifests. */
+export interface Source {
+  readonly name: string;
+  /** Starts delivering to the sink; resolves once the initial state of every kind was delivered. */
+  start(sink: ConfigSink): Promise<void>;
+  /** True once every kind has been delivered at least once (readiness). */
+  synced(): boolean;
+  /** Stops watches, streams and timers; idempotent. */
+  stop(): Promise<void>;
+}
