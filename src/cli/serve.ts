@@ -22,18 +22,21 @@ function cacheable(object: JsonRecord): boolean {
   return asString(object.apiVersion) === 'v1' && (kind === 'Service' || kind === 'Secret');
 }
 
-/** Records what admission allowed (never dry runs) so cross-object checks and VIPs see it at once. */
+/**
+ * Records what admission allowed (never dry runs) so cross-object checks and VIPs see it at
+ * once. The store holds it as pending until an authoritative source reports the object.
+ */
 export function admissionFeed(store: ConfigStore): (change: AdmittedChange) => void {
   return (change) => {
-    if (change.operation === 'DELETE' || change.object === undefined) {
-      store.remove(change.kind, change.namespace, change.name);
+    if (change.object === undefined) {
+      store.apply('admission', change.kind, change.namespace, change.name, undefined);
       return;
     }
     const metadata = {
       ...((change.object.metadata as JsonRecord | undefined) ?? {}),
       namespace: change.namespace,
     };
-    store.upsert({ ...change.object, metadata }, 'admission');
+    store.apply('admission', change.kind, change.namespace, change.name, { ...change.object, metadata });
   };
 }
 

@@ -28,3 +28,29 @@ export function asStringMap(value: unknown): Record<string, string> {
 export function isInteger(value: unknown): value is number {
   return typeof value === 'number' && Number.isInteger(value);
 }
+
+/**
+ * JSON with object keys sorted at every level: the input of content hashes, so a hash can also
+ * be recomputed from an object read back from the API server (whose key order differs). Written
+ * as one string builder because it runs for every generated object.
+ */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object')
+    return value === undefined ? 'null' : JSON.stringify(value);
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) out += (i === 0 ? '' : ',') + canonicalJson(value[i]);
+    return `${out}]`;
+  }
+  const record = value as JsonRecord;
+  const keys = Object.keys(record).sort();
+  let out = '{';
+  let first = true;
+  for (const k of keys) {
+    const v = record[k];
+    if (v === undefined) continue;
+    out += `${first ? '' : ','}${JSON.stringify(k)}:${canonicalJson(v)}`;
+    first = false;
+  }
+  return `${out}}`;
+}

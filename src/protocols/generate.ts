@@ -65,8 +65,9 @@ export function generateService(
     out.problems.push({ service: key, message: 'has no hosts' });
     return out;
   }
-  const virtualService = store.forHost('VirtualService', host)[0];
-  const destinationRule = store.forHost('DestinationRule', host)[0];
+  // exportTo: only VirtualServices and DestinationRules visible in the service's namespace.
+  const virtualService = store.forHost('VirtualService', host, service.namespace)[0];
+  const destinationRule = store.forHost('DestinationRule', host, service.namespace)[0];
   const redisService = inNamespace(store.forHost('RedisService', host), service.namespace);
   const redisDestination = inNamespace(store.forHost('RedisDestination', host), service.namespace);
   const self: SourceRef = { kind: service.kind, namespace: service.namespace, name: service.name };

@@ -72,6 +72,7 @@ t.test('an exception inside a mutator is HTTP 500 that still echoes the uid', as
     domain: 'cluster.local',
     protocolServices: () => [],
     destinationRuleSubsets: () => undefined,
+    forHost: () => [],
     addressOwner: () => {
       throw new Error('boom');
     },

@@ -202,6 +202,7 @@ t.test('an internal error is a 500, logged, counted, and the server keeps servin
     domain: store.domain,
     protocolServices: (fqdn) => store.protocolServices(fqdn),
     destinationRuleSubsets: (fqdn) => store.destinationRuleSubsets(fqdn),
+    forHost: (kind, fqdn) => store.forHost(kind, fqdn),
     addressOwner: () => {
       throw new Error('view exploded');
     },

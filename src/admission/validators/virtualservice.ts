@@ -1,4 +1,5 @@
-import { asArray, asRecord, isInteger, type JsonRecord } from '../../model/json.js';
+import { asArray, asRecord, asString, isInteger, type JsonRecord } from '../../model/json.js';
+import { objectRef } from '../../model/kinds.js';
 import { resolveHost } from '../../model/names.js';
 import type { Protocol } from '../../model/protocol.js';
 import { field, FindingsBuilder, key, MAX_WARNING_LENGTH, show, type Findings } from '../findings.js';
@@ -79,7 +80,9 @@ export function validateVirtualService(object: JsonRecord, ctx: ValidationContex
       f.deny(field('spec', 'hosts', i), `must be a host name string (e.g. ${EXAMPLE_HOST}), got ${show(h)}`);
       return;
     }
-    const services = ctx.view.protocolServices(resolveHost(h, ctx.namespace, ctx.view.domain));
+    const fqdn = resolveHost(h, ctx.namespace, ctx.view.domain);
+    const services = ctx.view.protocolServices(fqdn);
+    if (services.length > 0) warnOtherClaims(object, fqdn, field('spec', 'hosts', i), ctx, f);
     for (const s of services) {
       for (const p of s.ports) {
         if (p.protocol === undefined) continue;
@@ -129,6 +132,37 @@ function protocolDestination(spec: JsonRecord, ctx: ValidationContext): string |
     }
   }
   return undefined;
+}
+
+/**
+ * Several VirtualServices claiming one protocol host: Breeze uses the oldest (creationTimestamp,
+ * then namespace/name) and this one is told which, since only one can define the routes.
+ */
+function warnOtherClaims(
+  object: JsonRecord,
+  fqdn: string,
+  path: string,
+  ctx: ValidationContext,
+  f: FindingsBuilder,
+): void {
+  const self = objectRef(object, ctx.namespace);
+  const others = ctx.view
+    .forHost('VirtualService', fqdn)
+    .filter((e) => !(e.namespace === ctx.namespace && e.name === self.name));
+  const first = others[0];
+  if (first === undefined) return;
+  const selfCreated = asString(asRecord(object.metadata)?.creationTimestamp);
+  const firstCreated = asString(asRecord(first.object.metadata)?.creationTimestamp);
+  const selfWins =
+    selfCreated !== undefined &&
+    (firstCreated === undefined ||
+      selfCreated < firstCreated ||
+      (selfCreated === firstCreated && `${ctx.namespace}/${self.name}` < `${first.namespace}/${first.name}`));
+  const other = `VirtualService ${first.namespace}/${first.name}`;
+  f.warn(
+    path,
+    `also routed by ${other}; Breeze uses ${selfWins ? 'this one' : 'that one'} (the oldest wins)`,
+  );
 }
 
 /** A value for a message: its JSON, or `none` when the field is missing. */
