@@ -1,18 +1,18 @@
 import { dirname, join, relative } from 'node:path';
-import type { AdmissionDeps, AdmittedChange } from '../admission/handler.js';
+import type { AdmissionDeps } from '../admission/handler.js';
 import { Ipv4Range, VipAllocator } from '../admission/vip.js';
 import { ConfigStore } from '../cache/store.js';
 import { formatListenAddress } from '../config/address.js';
-import { parseServeConfig, SERVE_FLAGS, type ServeConfig } from '../config/serve.js';
+import { parseServeConfig, SERVE_FLAGS } from '../config/serve.js';
 import { BreezeError } from '../errors.js';
-import { handledKindOf } from '../model/kinds.js';
 import { asString, type JsonRecord } from '../model/json.js';
+import { handledKindOf } from '../model/kinds.js';
 import { ensureDevCertificates } from '../pki/certs.js';
+import { DirectoryPublisher } from '../reconcile/local.js';
 import { BreezeServer } from '../server/index.js';
-import { loadManifests } from '../sources/file.js';
-import { formatProblem, generateAll } from '../protocols/generate.js';
-import { syncDirectory } from '../reconcile/sinks/directory.js';
-import { createLogger, type Logger } from '../telemetry/logger.js';
+import { AdmissionFeed } from '../sources/admission.js';
+import { FileSource } from '../sources/file.js';
+import { createLogger } from '../telemetry/logger.js';
 import { createMetrics } from '../telemetry/metrics.js';
 
 /** Kinds the cache keeps besides the handled ones: Services read as ServiceEntries, Secrets for Redis auth. */
@@ -20,34 +20,6 @@ function cacheable(object: JsonRecord): boolean {
   if (handledKindOf(object) !== undefined) return true;
   const kind = asString(object.kind);
   return asString(object.apiVersion) === 'v1' && (kind === 'Service' || kind === 'Secret');
-}
-
-/**
- * Records what admission allowed (never dry runs) so cross-object checks and VIPs see it at
- * once. The store holds it as pending until an authoritative source reports the object.
- */
-export function admissionFeed(store: ConfigStore): (change: AdmittedChange) => void {
-  return (change) => {
-    if (change.object === undefined) {
-      store.apply('admission', change.kind, change.namespace, change.name, undefined);
-      return;
-    }
-    const metadata = {
-      ...((change.object.metadata as JsonRecord | undefined) ?? {}),
-      namespace: change.namespace,
-    };
-    store.apply('admission', change.kind, change.namespace, change.name, { ...change.object, metadata });
-  };
-}
-
-async function fillFromConfigDir(config: ServeConfig, store: ConfigStore, logger: Logger): Promise<number> {
-  const loaded = await loadManifests([config.configDir]);
-  for (const e of loaded.errors) logger.warn({ file: e.file }, `config dir: ${e.message}`);
-  let n = 0;
-  for (const { object } of loaded.objects) {
-    if (cacheable(object) && store.upsert(object, 'file') !== undefined) n++;
-  }
-  return n;
 }
 
 /** `breeze serve`: runs until SIGTERM or SIGINT, then drains and exits. */
@@ -81,22 +53,30 @@ export async function runServe(
     );
   }
 
-  // Local mode's only source is the config dir, so the cache is synced once it has loaded.
+  // Local mode's sources: the config dir (watched) and the admission feed.
   const store = new ConfigStore(config.domain);
-  const objects = await fillFromConfigDir(config, store, logger);
-  const generated = generateAll(store, {
-    rootNamespace: config.rootNamespace,
-    namespaceScope: config.envoyfilterNamespaceScope,
-    domain: config.domain,
+  store.subscribe(() => metrics.cacheChanges.inc({ origin: 'any' }));
+  const files = new FileSource(config.configDir, { logger, kinds: cacheable });
+  await files.start(store);
+  const objects = store.size;
+  const feed = new AdmissionFeed(store, { graceMs: config.admissionGraceMs, logger, metrics });
+  feed.start();
+  const publisher = new DirectoryPublisher(store, {
+    dir: config.outDir,
+    options: {
+      rootNamespace: config.rootNamespace,
+      namespaceScope: config.envoyfilterNamespaceScope,
+      domain: config.domain,
+    },
+    logger,
+    quietMs: config.debounceAfterMs,
+    maxMs: config.debounceMaxMs,
   });
-  for (const p of generated.problems)
-    logger.warn({ service: p.service, port: p.port }, `generation: ${formatProblem(p)}`);
-  const synced = await syncDirectory(config.outDir, generated.envoyFilters);
-  logger.info({ outDir: config.outDir, ...synced }, 'EnvoyFilters written');
+  const generated = await publisher.start();
   const admission: AdmissionDeps = {
     view: store,
     vips: new VipAllocator(new Ipv4Range(config.vipCidr), store),
-    onAdmitted: admissionFeed(store),
+    onAdmitted: feed.record,
   };
   const server = await BreezeServer.start({
     listen: config.listen,
@@ -119,7 +99,7 @@ export async function runServe(
   );
   out(`Breeze ${config.mode} mode: ${objects} objects from ${config.configDir}/ in the config cache`);
   out(
-    `  envoyfilters  ${generated.envoyFilters.length} written to ${config.outDir}/ (${generated.problems.length} problems)`,
+    `  envoyfilters  ${generated.envoyFilters} in ${config.outDir}/ (${generated.problems} problems), kept current as the cache changes`,
   );
   out(`  webhook  POST ${base}/validate  POST ${base}/mutate`);
   out(
@@ -135,7 +115,8 @@ export async function runServe(
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down: not ready, draining in-flight requests');
-    server.shutdown().then(
+    feed.stop();
+    Promise.all([server.shutdown(), files.stop(), publisher.stop()]).then(
       () => process.exit(0),
       (err: unknown) => {
         logger.error({ err }, 'shutdown failed');

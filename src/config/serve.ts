@@ -29,6 +29,7 @@ export interface ServeConfig {
   readonly vipCidr: string;
   readonly logLevel: LogLevel;
   readonly drainDelayMs: number;
+  readonly admissionGraceMs: number;
 }
 
 interface FlagSpec {
@@ -94,6 +95,11 @@ export const SERVE_FLAGS = {
   },
   'log-level': { help: LOG_LEVELS.join('|'), local: 'info', cluster: 'info' },
   'drain-delay': { help: 'on SIGTERM, time between not-ready and closing', local: '0s', cluster: '3s' },
+  'admission-grace': {
+    help: 'drop an admitted change no source confirms within this time',
+    local: '30s',
+    cluster: '30s',
+  },
 } as const satisfies Record<string, FlagSpec>;
 
 export type ServeFlag = keyof typeof SERVE_FLAGS;
@@ -185,6 +191,7 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     vipCidr: str('vip-cidr'),
     logLevel,
     drainDelayMs: duration('drain-delay'),
+    admissionGraceMs: duration('admission-grace'),
   };
   if (config.debounceMaxMs < config.debounceAfterMs) {
     bad(

@@ -13,6 +13,10 @@ export interface Metrics {
   readonly tlsCertificateExpiry: Gauge;
   readonly tlsReloads: Counter<'result'>;
   readonly admissionInternalErrors: Counter;
+  /** Admitted changes no authoritative source confirmed within --admission-grace. */
+  readonly admissionUnconfirmedDropped: Counter;
+  /** Changes that reached the config cache, by origin. */
+  readonly cacheChanges: Counter<'origin'>;
 }
 
 /** From 0.5 ms (a cached lookup) to 10 s (past any sane webhook timeout). */
@@ -58,6 +62,17 @@ export function createMetrics(): Metrics {
     admissionInternalErrors: new Counter({
       name: 'breeze_admission_internal_errors_total',
       help: 'Admission requests that failed with an internal error (a bug, answered with HTTP 500).',
+      registers,
+    }),
+    admissionUnconfirmedDropped: new Counter({
+      name: 'breeze_cache_admission_unconfirmed_dropped_total',
+      help: 'Admitted changes dropped from the cache because no authoritative source confirmed them in time (never persisted).',
+      registers,
+    }),
+    cacheChanges: new Counter({
+      name: 'breeze_cache_changes_total',
+      help: 'Changes delivered to the config cache, by origin.',
+      labelNames: ['origin'],
       registers,
     }),
   };

@@ -2,12 +2,14 @@
 // the examples loaded, a review answered over TLS, and a clean exit on SIGTERM.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import t from 'tap';
-import { admissionFeed } from '../../src/cli/serve.js';
+import { AdmissionFeed } from '../../src/sources/admission.js';
+import { createLogger } from '../../src/telemetry/logger.js';
+import { createMetrics } from '../../src/telemetry/metrics.js';
 import { ConfigStore } from '../../src/cache/store.js';
 
 const repo = new URL('../../', import.meta.url).pathname;
@@ -91,6 +93,28 @@ t.test('breeze serve (local mode) end to end', async (t) => {
     { op: 'add', path: '/spec/addresses', value: [/^240\.240\.\d+\.\d+$/] },
   ]);
 
+  // The admitted (valid) entry reaches the cache at once and its inbound filter the out dir.
+  const allowed = await post(port, '/validate', valid, ca);
+  t.equal(allowed.json.response.allowed, true);
+  const file = join(
+    cwd,
+    'out',
+    'istio-system.breeze-inbound-org.apache.dubbo.samples.orders.api.orderservice-20880.yaml',
+  );
+  const deadline = Date.now() + 20_000;
+  while (!existsSync(file) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  t.ok(existsSync(file), 'the EnvoyFilter for the admitted service is written');
+  t.ok(
+    existsSync(
+      join(
+        cwd,
+        'out',
+        'istio-system.breeze-outbound-org.apache.dubbo.samples.basic.api.demoservice-240.240.0.20-20880.yaml',
+      ),
+    ),
+    'examples written at start',
+  );
+
   first.child.kill('SIGTERM');
   const [code] = await once(first.child, 'exit');
   t.equal(code, 0, 'exits 0 after draining on SIGTERM');
@@ -146,9 +170,15 @@ t.test('breeze certs writes a CA and a serving pair', async (t) => {
   t.ok(cert.verify(new X509Certificate(readFileSync(join(dir, 'ca.crt'))).publicKey));
 });
 
-t.test('the admission feed records changes into the cache', async (t) => {
-  const store = new ConfigStore();
-  const feed = admissionFeed(store);
+t.test('the admission feed: pending at once, dropped after the grace period unless confirmed', async (t) => {
+  let now = 0;
+  const store = new ConfigStore('cluster.local', () => now);
+  const metrics = createMetrics();
+  const feed = new AdmissionFeed(store, {
+    graceMs: 30_000,
+    logger: createLogger({ level: 'silent' }),
+    metrics,
+  });
   const object = {
     apiVersion: 'networking.istio.io/v1',
     kind: 'ServiceEntry',
@@ -159,11 +189,24 @@ t.test('the admission feed records changes into the cache', async (t) => {
       ports: [{ number: 6379, name: 'tcp-redis' }],
     },
   };
-  feed({ operation: 'CREATE', kind: 'ServiceEntry', namespace: 'ns', name: 'a', object });
+  feed.record({ operation: 'CREATE', kind: 'ServiceEntry', namespace: 'ns', name: 'a', object });
   t.match(store.get('ServiceEntry', 'ns', 'a'), { origin: 'admission', confirmed: false, namespace: 'ns' });
   t.equal(store.addressOwner('240.240.1.1'), 'ServiceEntry/ns/a', 'its VIP is taken at once');
   t.equal(store.protocolServices('a.ns.svc.cluster.local').length, 1);
-  feed({ operation: 'DELETE', kind: 'ServiceEntry', namespace: 'ns', name: 'a', object: undefined });
-  t.equal(store.get('ServiceEntry', 'ns', 'a'), undefined);
+  now = 31_000;
+  feed.expire();
+  t.equal(store.get('ServiceEntry', 'ns', 'a'), undefined, 'never persisted: dropped');
   t.equal(store.addressOwner('240.240.1.1'), undefined);
+  t.match(
+    await metrics.registry.getSingleMetricAsString('breeze_cache_admission_unconfirmed_dropped_total'),
+    / 1$/m,
+  );
+  feed.record({ operation: 'CREATE', kind: 'ServiceEntry', namespace: 'ns', name: 'a', object });
+  store.apply('kubernetes', 'ServiceEntry', 'ns', 'a', {
+    ...object,
+    metadata: { name: 'a', namespace: 'ns', resourceVersion: '9' },
+  });
+  now = 90_000;
+  feed.expire();
+  t.match(store.get('ServiceEntry', 'ns', 'a'), { origin: 'kubernetes', confirmed: true }, 'confirmed: kept');
 });

@@ -1,0 +1,52 @@
+import type { AdmittedChange } from '../admission/handler.js';
+import type { ConfigStore } from '../cache/store.js';
+import type { JsonRecord } from '../model/json.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+
+/**
+ * The admission fast path into the cache: every allowed, non-dry-run change of a handled kind is
+ * held as pending (cross-object checks and VIP allocation see it at once, and its services are
+ * marked dirty). An authoritative source confirms it; one nobody confirms within the grace
+ * period was never persisted (a later webhook denied it, or a conflict) and is dropped.
+ */
+export class AdmissionFeed {
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly store: ConfigStore,
+    private readonly o: { graceMs: number; logger: Logger; metrics: Metrics },
+  ) {}
+
+  /** The webhook's `onAdmitted` callback. */
+  readonly record = (change: AdmittedChange): void => {
+    this.o.metrics.cacheChanges.inc({ origin: 'admission' });
+    if (change.object === undefined) {
+      this.store.apply('admission', change.kind, change.namespace, change.name, undefined);
+      return;
+    }
+    const metadata = {
+      ...((change.object.metadata as JsonRecord | undefined) ?? {}),
+      namespace: change.namespace,
+    };
+    this.store.apply('admission', change.kind, change.namespace, change.name, { ...change.object, metadata });
+  };
+
+  /** Checks for expired changes every quarter of the grace period (at least once a second). */
+  start(): void {
+    const every = Math.max(1000, Math.floor(this.o.graceMs / 4));
+    this.timer = setInterval(() => this.expire(), every);
+    this.timer.unref();
+  }
+
+  expire(): void {
+    for (const key of this.store.expirePending(this.o.graceMs)) {
+      this.o.metrics.admissionUnconfirmedDropped.inc();
+      this.o.logger.debug({ key }, 'admitted change never confirmed by a source: dropped from the cache');
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
