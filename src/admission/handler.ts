@@ -1,5 +1,5 @@
 import { BreezeError } from '../errors.js';
-import type { JsonRecord } from '../model/json.js';
+import { asRecord, asString, type JsonRecord } from '../model/json.js';
 import { handledKind, objectRef, type HandledKind } from '../model/kinds.js';
 import type { ConfigView } from '../cache/store.js';
 import { mutateServiceEntry } from './mutators/serviceentry.js';
@@ -26,6 +26,8 @@ export interface AdmittedChange {
   readonly name: string;
   /** The object as it will be stored (after this webhook's patch); undefined on DELETE. */
   readonly object: JsonRecord | undefined;
+  /** DELETE: the resourceVersion of the object being deleted (what a confirmation must differ from). */
+  readonly deletedVersion?: string;
 }
 
 export interface AdmissionDeps {
@@ -123,7 +125,8 @@ function decide(webhook: Webhook, req: AdmissionRequest, deps: AdmissionDeps): D
 
   if (req.operation === 'DELETE' || req.operation === 'CONNECT' || req.object === undefined) {
     if (webhook === 'validate' && req.operation === 'DELETE' && !req.dryRun) {
-      deps.onAdmitted?.({ operation: 'DELETE', kind, namespace, name, object: undefined });
+      const deletedVersion = asString(asRecord(req.oldObject?.metadata)?.resourceVersion);
+      deps.onAdmitted?.({ operation: 'DELETE', kind, namespace, name, object: undefined, deletedVersion });
     }
     return allow();
   }

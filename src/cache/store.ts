@@ -231,9 +231,10 @@ export class ConfigStore implements ConfigView {
     namespace: string,
     name: string,
     object: JsonRecord | undefined,
+    deletedVersion?: string,
   ): ReadonlySet<string> {
     const affected = new Set<string>();
-    this.applyOne(origin, kind, namespace, name, object, affected);
+    this.applyOne(origin, kind, namespace, name, object, affected, deletedVersion);
     this.emit(affected);
     return affected;
   }
@@ -249,14 +250,7 @@ export class ConfigStore implements ConfigView {
       const ref = objectRef(o);
       if (ref.name === '') continue;
       present.add(objectKey(kind, ref.namespace, ref.name));
-      this.applyOne(
-        origin,
-        kind,
-        ref.namespace,
-        ref.name,
-        { ...o, kind: asString(o.kind) ?? kind },
-        affected,
-      );
+      this.applyOne(origin, kind, ref.namespace, ref.name, o.kind === kind ? o : { ...o, kind }, affected);
     }
     if (origin !== 'admission') {
       for (const [key, slot] of [...this.slots]) {
@@ -297,6 +291,7 @@ export class ConfigStore implements ConfigView {
     name: string,
     object: JsonRecord | undefined,
     affected: Set<string>,
+    deletedVersion?: string,
   ): void {
     const key = objectKey(kind, namespace, name);
     let slot = this.slots.get(key);
@@ -305,7 +300,9 @@ export class ConfigStore implements ConfigView {
       this.slots.set(key, slot);
     }
     if (origin === 'admission') {
-      const base = asString(asRecord(object?.metadata)?.resourceVersion);
+      // What the change was based on: the updated object's version, or the deleted one's.
+      const base =
+        object === undefined ? deletedVersion : asString(asRecord(object.metadata)?.resourceVersion);
       slot.pending = { object, since: this.now(), baseVersion: base };
     } else {
       if (object === undefined) slot.layers.delete(origin);

@@ -22,7 +22,14 @@ export class AdmissionFeed {
   readonly record = (change: AdmittedChange): void => {
     this.o.metrics.cacheChanges.inc({ origin: 'admission' });
     if (change.object === undefined) {
-      this.store.apply('admission', change.kind, change.namespace, change.name, undefined);
+      this.store.apply(
+        'admission',
+        change.kind,
+        change.namespace,
+        change.name,
+        undefined,
+        change.deletedVersion,
+      );
       return;
     }
     const metadata = {
