@@ -1,11 +1,13 @@
 // `npm run bench [-- name...] [-- --duration N]`: runs the named benchmarks (all by default).
 import { parseArgs } from 'node:util';
 import { runAdmissionBench } from './admission.js';
+import { runCacheBench } from './cache.js';
 import { runGenerateBench } from './generate.js';
 
 const BENCHES: Record<string, (o: { duration: number }) => Promise<unknown>> = {
   admission: runAdmissionBench,
   generate: () => runGenerateBench(),
+  cache: () => runCacheBench(),
 };
 
 const { values, positionals } = parseArgs({

@@ -188,3 +188,26 @@ export function generateAll(store: ConfigStore, options: GenerationOptions): Gen
   result.envoyFilters.sort((a, b) => (nameOf(a) < nameOf(b) ? -1 : nameOf(a) > nameOf(b) ? 1 : 0));
   return result;
 }
+
+/**
+ * Incremental generation: the output of just these services (a key whose service is gone maps
+ * to an empty output, so its EnvoyFilters are known to be obsolete). Cost follows the number of
+ * keys, not the size of the store.
+ */
+export function generateForKeys(
+  store: ConfigStore,
+  keys: Iterable<string>,
+  options: GenerationOptions,
+): Map<string, ServiceOutput> {
+  const out = new Map<string, ServiceOutput>();
+  for (const key of keys) {
+    const service = store.protocolService(key);
+    out.set(
+      key,
+      service === undefined
+        ? { envoyFilters: [], problems: [], notes: [] }
+        : generateService(store, key, service, options),
+    );
+  }
+  return out;
+}
