@@ -7,9 +7,9 @@
 // lowerCamelCase keys (protoc's json_name), enums by name, 64-bit integers and special doubles as
 // strings, Durations as "1.5s", Timestamps as RFC 3339, wrapper types as their bare value; fields
 // that are not set (proto3 defaults, empty lists and maps) are left out.
-import type { Enum, Field, Message, Type } from 'protobufjs';
+import type { Field, Message, Type } from 'protobufjs';
 import protobuf from 'protobufjs';
-import { isRecord, type JsonRecord } from '../../model/json.js';
+import { asString, isRecord, type JsonRecord } from '../../model/json.js';
 import { istioProtos, MCP_RESOURCE_TYPE, TYPE_URL_PREFIX, type AnyMessage } from './protos.js';
 
 /** The kinds Breeze reads from istiod. */
@@ -91,8 +91,7 @@ export function decodeMcpEnvelope(any: AnyMessage): McpEnvelope {
     version: r.metadata?.version ?? '',
     labels: r.metadata?.labels ?? {},
     annotations: r.metadata?.annotations ?? {},
-    creationTimestamp:
-      created === undefined ? undefined : timestampText(Number(created.seconds ?? 0), 0),
+    creationTimestamp: created === undefined ? undefined : timestampText(Number(created.seconds ?? 0), 0),
     body: { type_url: r.body.type_url, value: r.body.value ?? new Uint8Array() },
   };
 }
@@ -144,7 +143,7 @@ export function objectToMcp(object: JsonRecord): AnyMessage {
   const created = typeof metadata.creationTimestamp === 'string' ? metadata.creationTimestamp : undefined;
   const plain = {
     metadata: {
-      name: `${String(metadata.namespace ?? 'default')}/${String(metadata.name ?? '')}`,
+      name: `${asString(metadata.namespace) ?? 'default'}/${asString(metadata.name) ?? ''}`,
       version: typeof metadata.resourceVersion === 'string' ? metadata.resourceVersion : '',
       labels: isRecord(metadata.labels) ? metadata.labels : {},
       annotations: isRecord(metadata.annotations) ? metadata.annotations : {},
@@ -196,17 +195,34 @@ export function messageToJson(type: Type, message: Record<string, unknown>): Jso
       if (items.length === 0) continue;
       out[jsonName(field)] = items.map((v) => valueToJson(resolved, v));
     } else {
+      // proto3 JSON leaves out a plain scalar or enum at its default (Go never puts one on the
+      // wire; other encoders may). Oneof members and `optional` fields keep theirs.
+      if (
+        resolved.partOf === null &&
+        resolved.options?.proto3_optional !== true &&
+        isDefault(resolved, value)
+      ) {
+        continue;
+      }
       out[jsonName(field)] = valueToJson(resolved, value);
     }
   }
   return out;
 }
 
+function isDefault(field: Field, value: unknown): boolean {
+  if (field.resolvedType instanceof protobuf.Type) return false;
+  if (field.resolvedType instanceof protobuf.Enum) return value === 0;
+  if (LONG_TYPES.has(field.type)) return longText(value) === '0';
+  if (field.type === 'bytes') return (value as Uint8Array).length === 0;
+  return value === 0 || value === '' || value === false;
+}
+
 function valueToJson(field: Field, value: unknown): unknown {
   const resolved = field.resolvedType;
   if (resolved instanceof protobuf.Enum) {
     const n = value as number;
-    return (resolved as Enum).valuesById[n] ?? n;
+    return resolved.valuesById[n] ?? n;
   }
   if (resolved instanceof protobuf.Type) return wellKnownToJson(resolved, value as Record<string, unknown>);
   return scalarToJson(field.type, value);

@@ -73,10 +73,10 @@ export interface IstioProtos {
   readonly resource: Type;
   /** The ADS service (SotW method only) with protobufjs serializers, for clients and servers. */
   readonly service: ServiceDefinition;
-  encodeRequest(request: DiscoveryRequest): Buffer;
-  decodeRequest(bytes: Buffer): DiscoveryRequest;
-  encodeResponse(response: DiscoveryResponse): Buffer;
-  decodeResponse(bytes: Buffer): DiscoveryResponse;
+  readonly encodeRequest: (request: DiscoveryRequest) => Buffer;
+  readonly decodeRequest: (bytes: Buffer) => DiscoveryRequest;
+  readonly encodeResponse: (response: DiscoveryResponse) => Buffer;
+  readonly decodeResponse: (bytes: Buffer) => DiscoveryResponse;
 }
 
 let cached: IstioProtos | undefined;

@@ -1,0 +1,290 @@
+// A scriptable istiod for tests: a @grpc/grpc-js server implementing SotW
+// AggregatedDiscoveryService/StreamAggregatedResources on the real protos, answering like
+// istiod's "api" generator (every response is the full list of its type URL as MCP Resources;
+// ACKs and NACKs are recorded and not answered; an unknown type URL gets an empty list, as
+// v1alpha3 does on Istio 1.24+).
+import grpc from '@grpc/grpc-js';
+import type { ServerDuplexStream } from '@grpc/grpc-js';
+import type { JsonRecord } from '../../src/model/json.js';
+import { objectToMcp } from '../../src/sources/istiod/mcp.js';
+import {
+  istioProtos,
+  MCP_RESOURCE_TYPE,
+  structStrings,
+  TYPE_URL_PREFIX,
+  type AnyMessage,
+  type DiscoveryRequest,
+  type DiscoveryResponse,
+} from '../../src/sources/istiod/protos.js';
+
+export interface FakeIstiodOptions {
+  /** Serve TLS with this certificate and key (PEM). */
+  readonly tls?: { cert: string; key: string };
+  /** Require `authorization: Bearer <token>`; other streams end Unauthenticated. */
+  readonly token?: string;
+}
+
+export interface RecordedRequest {
+  readonly stream: number;
+  readonly typeUrl: string;
+  readonly versionInfo: string;
+  readonly nonce: string;
+  readonly resourceNames: readonly string[];
+  readonly nodeId: string | undefined;
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly errorDetail: { code: number; message: string } | undefined;
+}
+
+export interface SentResponse {
+  readonly stream: number;
+  readonly typeUrl: string;
+  readonly version: string;
+  readonly nonce: string;
+  readonly resources: number;
+}
+
+/** A bad entry for pushGarbage: an Any that is no MCP Resource, or one whose body does not decode. */
+export type Garbage = 'resource' | 'body' | 'type';
+
+interface Stream {
+  readonly id: number;
+  readonly call: ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>;
+  readonly watched: Set<string>;
+  readonly authorization: string | undefined;
+  ended: boolean;
+}
+
+export class FakeIstiod {
+  readonly requests: RecordedRequest[] = [];
+  readonly sent: SentResponse[] = [];
+  /** The authorization header of every stream opened, in order. */
+  readonly authorizations: (string | undefined)[] = [];
+  port = 0;
+  private readonly server = new grpc.Server();
+  private readonly objects = new Map<string, JsonRecord[]>();
+  private readonly streams = new Map<number, Stream>();
+  private readonly held = new Set<string>();
+  private readonly pendingHeld = new Map<string, Set<Stream>>();
+  private streamSeq = 0;
+  private pushSeq = 0;
+  private failure: { code: grpc.status; details: string } | undefined;
+  private token: string | undefined;
+
+  constructor(private readonly options: FakeIstiodOptions = {}) {
+    this.token = options.token;
+    this.server.addService(istioProtos().service, {
+      StreamAggregatedResources: (call: ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>) => {
+        this.onStream(call);
+      },
+    });
+  }
+
+  /** Listens on 127.0.0.1 (a random port unless given); returns the port. */
+  async start(port = 0): Promise<number> {
+    const credentials =
+      this.options.tls === undefined
+        ? grpc.ServerCredentials.createInsecure()
+        : grpc.ServerCredentials.createSsl(
+            null,
+            [
+              {
+                cert_chain: Buffer.from(this.options.tls.cert),
+                private_key: Buffer.from(this.options.tls.key),
+              },
+            ],
+            false,
+          );
+    this.port = await new Promise<number>((resolve, reject) => {
+      this.server.bindAsync(`127.0.0.1:${port}`, credentials, (err, bound) => {
+        if (err === null) resolve(bound);
+        else reject(err);
+      });
+    });
+    return this.port;
+  }
+
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  async stop(): Promise<void> {
+    for (const s of this.streams.values()) s.ended = true;
+    this.streams.clear();
+    this.server.forceShutdown();
+    await Promise.resolve();
+  }
+
+  /** Sets the objects (Kubernetes-shaped JSON) served for a type URL; nothing is sent until push(). */
+  setObjects(typeUrl: string, objects: readonly JsonRecord[]): void {
+    this.objects.set(typeUrl, [...objects]);
+  }
+
+  /**
+   * Sends the current list of each type URL (default: every one a stream watches) to every open
+   * stream, with a new version and nonce: a config push, or a resend when nothing changed.
+   */
+  push(typeUrls?: readonly string[]): void {
+    for (const stream of this.openStreams()) {
+      for (const typeUrl of typeUrls ?? [...stream.watched]) {
+        if (stream.watched.has(typeUrl)) this.respond(stream, typeUrl);
+      }
+    }
+  }
+
+  /** Pushes the type URL's objects plus one entry that cannot be decoded. */
+  pushGarbage(typeUrl: string, garbage: Garbage = 'resource'): void {
+    for (const stream of this.openStreams()) {
+      if (stream.watched.has(typeUrl)) this.respond(stream, typeUrl, garbageAny(garbage, typeUrl));
+    }
+  }
+
+  /** Ends every open stream with this status (default Unavailable, like a max-age close). */
+  disconnect(code: grpc.status = grpc.status.UNAVAILABLE, details = 'max connection age'): void {
+    for (const stream of this.openStreams()) this.end(stream, code, details);
+  }
+
+  /** New streams (and the open ones) end with this status, e.g. Unauthenticated; undefined clears it. */
+  failWith(code: grpc.status | undefined, details = 'refused by the fake'): void {
+    this.failure = code === undefined ? undefined : { code, details };
+    if (this.failure !== undefined) this.disconnect(this.failure.code, this.failure.details);
+  }
+
+  /** The bearer token new streams must carry from now on (undefined: none required). */
+  setToken(token: string | undefined): void {
+    this.token = token;
+  }
+
+  /** Initial requests for this type URL get no answer until release(). */
+  hold(typeUrl: string): void {
+    this.held.add(typeUrl);
+  }
+
+  /** Answers the held initial requests of this type URL. */
+  release(typeUrl: string): void {
+    this.held.delete(typeUrl);
+    const waiting = this.pendingHeld.get(typeUrl) ?? new Set();
+    this.pendingHeld.delete(typeUrl);
+    for (const stream of waiting) if (!stream.ended) this.respond(stream, typeUrl);
+  }
+
+  /** Streams currently open. */
+  openStreamCount(): number {
+    return this.openStreams().length;
+  }
+
+  /** Streams opened so far. */
+  get streamsOpened(): number {
+    return this.streamSeq;
+  }
+
+  /** The request that answers the response with this nonce (ACK or NACK), if any. */
+  replyTo(nonce: string): RecordedRequest | undefined {
+    return this.requests.find((r) => r.nonce === nonce);
+  }
+
+  /** The last response sent for a type URL. */
+  lastSent(typeUrl: string): SentResponse | undefined {
+    return this.sent.filter((s) => s.typeUrl === typeUrl).at(-1);
+  }
+
+  private openStreams(): Stream[] {
+    return [...this.streams.values()].filter((s) => !s.ended);
+  }
+
+  private onStream(call: ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>): void {
+    const auth = call.metadata.get('authorization')[0];
+    const stream: Stream = {
+      id: ++this.streamSeq,
+      call,
+      watched: new Set(),
+      authorization: typeof auth === 'string' ? auth : undefined,
+      ended: false,
+    };
+    this.authorizations.push(stream.authorization);
+    this.streams.set(stream.id, stream);
+    const forget = (): void => {
+      stream.ended = true;
+      this.streams.delete(stream.id);
+    };
+    call.on('error', forget);
+    call.on('cancelled', forget);
+    call.on('end', () => {
+      if (!stream.ended) call.end();
+      forget();
+    });
+    if (this.token !== undefined && stream.authorization !== `Bearer ${this.token}`) {
+      this.end(stream, grpc.status.UNAUTHENTICATED, 'authentication failure: invalid or missing token');
+      return;
+    }
+    if (this.failure !== undefined) {
+      this.end(stream, this.failure.code, this.failure.details);
+      return;
+    }
+    call.on('data', (request: DiscoveryRequest) => {
+      this.onRequest(stream, request);
+    });
+  }
+
+  private onRequest(stream: Stream, request: DiscoveryRequest): void {
+    const status = request.error_detail ?? undefined;
+    this.requests.push({
+      stream: stream.id,
+      typeUrl: request.type_url,
+      versionInfo: request.version_info,
+      nonce: request.response_nonce,
+      resourceNames: request.resource_names,
+      nodeId: request.node?.id === '' ? undefined : request.node?.id,
+      metadata: structStrings(request.node?.metadata),
+      errorDetail:
+        status === undefined || (status.code === 0 && status.message === '')
+          ? undefined
+          : { code: status.code, message: status.message },
+    });
+    if (stream.ended) return;
+    // Like istiod: the first request of a type subscribes and is answered; later ones are ACK/NACK.
+    if (stream.watched.has(request.type_url)) return;
+    stream.watched.add(request.type_url);
+    if (this.held.has(request.type_url)) {
+      const waiting = this.pendingHeld.get(request.type_url) ?? new Set();
+      waiting.add(stream);
+      this.pendingHeld.set(request.type_url, waiting);
+      return;
+    }
+    this.respond(stream, request.type_url);
+  }
+
+  private respond(stream: Stream, typeUrl: string, extra?: AnyMessage): void {
+    const version = `2026-01-01T00:00:00Z/${++this.pushSeq}`;
+    const nonce = `${version}-${Math.random().toString(36).slice(2, 10)}`;
+    const resources = (this.objects.get(typeUrl) ?? []).map((o) => objectToMcp(o));
+    if (extra !== undefined) resources.push(extra);
+    this.sent.push({ stream: stream.id, typeUrl, version, nonce, resources: resources.length });
+    stream.call.write({ version_info: version, resources, type_url: typeUrl, nonce });
+  }
+
+  private end(stream: Stream, code: grpc.status, details: string): void {
+    if (stream.ended) return;
+    stream.ended = true;
+    this.streams.delete(stream.id);
+    stream.call.emit('error', { code, details });
+  }
+}
+
+function garbageAny(garbage: Garbage, typeUrl: string): AnyMessage {
+  const bytes = Buffer.from('this is not protobuf');
+  if (garbage === 'type') return { type_url: 'type.googleapis.com/istio.mcp.v1alpha1.Nope', value: bytes };
+  if (garbage === 'resource') return { type_url: TYPE_URL_PREFIX + MCP_RESOURCE_TYPE, value: bytes };
+  const { resource } = istioProtos();
+  const value = resource
+    .encode(
+      resource.fromObject({
+        metadata: { name: 'default/garbage', version: '1' },
+        body: {
+          type_url: `type.googleapis.com/istio.networking.v1alpha3.${typeUrl.split('/')[2] ?? ''}`,
+          value: bytes,
+        },
+      }),
+    )
+    .finish();
+  return { type_url: TYPE_URL_PREFIX + MCP_RESOURCE_TYPE, value };
+}
