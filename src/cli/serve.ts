@@ -1,9 +1,11 @@
+import { hostname } from 'node:os';
 import { dirname, join, relative } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
 import type { AdmissionDeps } from '../admission/handler.js';
 import { Ipv4Range, VipAllocator } from '../admission/vip.js';
 import { ConfigStore } from '../cache/store.js';
 import { formatListenAddress } from '../config/address.js';
-import { parseServeConfig, SERVE_FLAGS } from '../config/serve.js';
+import { parseServeConfig, SERVE_FLAGS, type ServeConfig } from '../config/serve.js';
 import { BreezeError } from '../errors.js';
 import { asString, type JsonRecord } from '../model/json.js';
 import { handledKindOf } from '../model/kinds.js';
@@ -12,7 +14,10 @@ import { DirectoryPublisher } from '../reconcile/local.js';
 import { BreezeServer } from '../server/index.js';
 import { AdmissionFeed } from '../sources/admission.js';
 import { FileSource } from '../sources/file.js';
-import { createLogger } from '../telemetry/logger.js';
+import { IstiodSource } from '../sources/istiod/ads.js';
+import { KubernetesSource } from '../sources/kubernetes/kubernetes.js';
+import type { Source } from '../sources/types.js';
+import { createLogger, type Logger } from '../telemetry/logger.js';
 import { createMetrics } from '../telemetry/metrics.js';
 
 /** Kinds the cache keeps besides the handled ones: Services read as ServiceEntries, Secrets for Redis auth. */
@@ -22,6 +27,50 @@ function cacheable(object: JsonRecord): boolean {
   return asString(object.apiVersion) === 'v1' && (kind === 'Service' || kind === 'Secret');
 }
 
+/** The sources `--sources` selects (admission is the feed, wired into the webhook, not a Source). */
+function buildSources(config: ServeConfig, env: NodeJS.ProcessEnv, logger: Logger): Source[] {
+  const sources: Source[] = [];
+  if (config.sources.includes('file'))
+    sources.push(new FileSource(config.configDir, { logger, kinds: cacheable }));
+  if (config.sources.includes('kubernetes')) {
+    const kubeConfig = new KubeConfig();
+    if (config.kubeconfig === undefined) kubeConfig.loadFromDefault();
+    else kubeConfig.loadFromFile(config.kubeconfig);
+    sources.push(new KubernetesSource({ kubeConfig, logger, relistIntervalMs: config.relistIntervalMs }));
+  }
+  if (config.sources.includes('istiod') && config.istiodAddress !== undefined) {
+    const podIp = env.POD_IP;
+    const podNamespace = env.POD_NAMESPACE ?? 'istio-system';
+    if (podIp === undefined || podIp === '') {
+      throw new BreezeError(
+        'BAD_FLAG',
+        'the istiod source needs POD_IP (from the downward API) for its xDS node id',
+      );
+    }
+    sources.push(
+      new IstiodSource({
+        address: config.istiodAddress,
+        ...(config.istiodCaFile === undefined
+          ? config.istiodTokenFile === undefined
+            ? {}
+            : { tokenFile: config.istiodTokenFile }
+          : {
+              tls: {
+                caFile: config.istiodCaFile,
+                ...(config.istiodTokenFile === undefined ? {} : { tokenFile: config.istiodTokenFile }),
+              },
+            }),
+        podName: env.POD_NAME ?? hostname(),
+        podNamespace,
+        podIp,
+        domain: config.domain,
+        logger,
+      }),
+    );
+  }
+  return sources;
+}
+
 /** `breeze serve`: runs until SIGTERM or SIGINT, then drains and exits. */
 export async function runServe(
   argv: readonly string[],
@@ -29,16 +78,11 @@ export async function runServe(
   out: (line: string) => void,
 ): Promise<void> {
   const config = parseServeConfig(argv, env);
-  if (config.mode === 'cluster' || config.sources.some((s) => s !== 'file')) {
-    throw new BreezeError(
-      'BAD_FLAG',
-      '--mode cluster and the kubernetes and istiod sources are not available in this version yet; use --mode local',
-    );
-  }
   const logger = createLogger({ level: config.logLevel });
   const metrics = createMetrics();
 
   const usesDefaultCerts =
+    config.mode === 'local' &&
     config.tlsCertFile === SERVE_FLAGS['tls-cert-file'].local &&
     config.tlsKeyFile === SERVE_FLAGS['tls-key-file'].local;
   let caFile: string | undefined;
@@ -53,31 +97,16 @@ export async function runServe(
     );
   }
 
-  // Local mode's sources: the config dir (watched) and the admission feed.
   const store = new ConfigStore(config.domain);
-  store.subscribe(() => metrics.cacheChanges.inc({ origin: 'any' }));
-  const files = new FileSource(config.configDir, { logger, kinds: cacheable });
-  await files.start(store);
-  const objects = store.size;
+  const sources = buildSources(config, env, logger);
   const feed = new AdmissionFeed(store, { graceMs: config.admissionGraceMs, logger, metrics });
-  feed.start();
-  const publisher = new DirectoryPublisher(store, {
-    dir: config.outDir,
-    options: {
-      rootNamespace: config.rootNamespace,
-      namespaceScope: config.envoyfilterNamespaceScope,
-      domain: config.domain,
-    },
-    logger,
-    quietMs: config.debounceAfterMs,
-    maxMs: config.debounceMaxMs,
-  });
-  const generated = await publisher.start();
   const admission: AdmissionDeps = {
     view: store,
     vips: new VipAllocator(new Ipv4Range(config.vipCidr), store),
-    onAdmitted: feed.record,
+    ...(config.sources.includes('admission') ? { onAdmitted: feed.record } : {}),
   };
+  feed.start();
+  // Serving starts at once (liveness); readiness waits for every source's initial state.
   const server = await BreezeServer.start({
     listen: config.listen,
     healthListen: config.healthListen,
@@ -86,29 +115,55 @@ export async function runServe(
     admission,
     logger,
     metrics,
-    isSynced: () => true,
+    isSynced: () => sources.every((s) => s.synced()),
     drainDelayMs: config.drainDelayMs,
   });
+  const synced = Promise.all(sources.map((s) => s.start(store))).then(() =>
+    logger.info({ sources: sources.map((s) => s.name), objects: store.size }, 'config cache synced'),
+  );
 
+  let publisher: DirectoryPublisher | undefined;
   const host = ['0.0.0.0', '::'].includes(config.listen.host) ? '127.0.0.1' : config.listen.host;
   const base = `https://${formatListenAddress({ host, port: server.webhookPort })}`;
-  const sample = join(
-    relative(process.cwd(), config.configDir) || '.',
-    'reviews',
-    'serviceentry-invalid.json',
-  );
-  out(`Breeze ${config.mode} mode: ${objects} objects from ${config.configDir}/ in the config cache`);
-  out(
-    `  envoyfilters  ${generated.envoyFilters} in ${config.outDir}/ (${generated.problems} problems), kept current as the cache changes`,
-  );
+  if (config.mode === 'local') {
+    await synced;
+    publisher = new DirectoryPublisher(store, {
+      dir: config.outDir,
+      options: {
+        rootNamespace: config.rootNamespace,
+        namespaceScope: config.envoyfilterNamespaceScope,
+        domain: config.domain,
+      },
+      logger,
+      quietMs: config.debounceAfterMs,
+      maxMs: config.debounceMaxMs,
+    });
+    const generated = await publisher.start();
+    out(`Breeze local mode: ${store.size} objects from ${config.configDir}/ in the config cache`);
+    out(
+      `  envoyfilters  ${generated.envoyFilters} in ${config.outDir}/ (${generated.problems} problems), kept current as the cache changes`,
+    );
+  } else {
+    out(`Breeze cluster mode: sources ${config.sources.join(', ')}; ready once every source has synced`);
+    out(
+      '  envoyfilters  not written yet in cluster mode (the reconciler is not part of this version): admission and cache only',
+    );
+  }
   out(`  webhook  POST ${base}/validate  POST ${base}/mutate`);
   out(
     `  health   http://${formatListenAddress({ host: config.healthListen.host, port: server.healthPort })}/readyz  /healthz  /metrics`,
   );
-  out('Try:');
-  out(
-    `  curl --cacert ${caFile ?? '<your CA file>'} -H 'Content-Type: application/json' --data @${sample} ${base}/validate`,
-  );
+  if (config.mode === 'local') {
+    const sample = join(
+      relative(process.cwd(), config.configDir) || '.',
+      'reviews',
+      'serviceentry-invalid.json',
+    );
+    out('Try:');
+    out(
+      `  curl --cacert ${caFile ?? '<your CA file>'} -H 'Content-Type: application/json' --data @${sample} ${base}/validate`,
+    );
+  }
 
   let stopping = false;
   const stop = (signal: string): void => {
@@ -116,7 +171,7 @@ export async function runServe(
     stopping = true;
     logger.info({ signal }, 'shutting down: not ready, draining in-flight requests');
     feed.stop();
-    Promise.all([server.shutdown(), files.stop(), publisher.stop()]).then(
+    Promise.all([server.shutdown(), ...sources.map((s) => s.stop()), publisher?.stop()]).then(
       () => process.exit(0),
       (err: unknown) => {
         logger.error({ err }, 'shutdown failed');

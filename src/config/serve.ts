@@ -6,6 +6,7 @@ import { parseListenAddress, type ListenAddress } from './address.js';
 import { parseGoDuration } from '../model/duration.js';
 
 export type Mode = 'local' | 'cluster';
+export const SOURCES = ['admission', 'file', 'kubernetes', 'istiod'];
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -19,6 +20,9 @@ export interface ServeConfig {
   readonly kubeconfig: string | undefined;
   readonly sources: readonly string[];
   readonly istiodAddress: string | undefined;
+  readonly istiodCaFile: string | undefined;
+  readonly istiodTokenFile: string | undefined;
+  readonly relistIntervalMs: number;
   readonly configDir: string;
   readonly outDir: string;
   readonly rootNamespace: string;
@@ -64,11 +68,22 @@ export const SERVE_FLAGS = {
   },
   kubeconfig: { help: 'kubeconfig path (cluster mode; in-cluster config when unset)' },
   sources: {
-    help: 'config sources, comma-separated: file, kubernetes, istiod',
-    local: 'file',
-    cluster: 'kubernetes',
+    help: 'config sources, comma-separated: admission, file, kubernetes, istiod (istiod is added in cluster mode when --istiod-address is set)',
+    local: 'admission,file',
+    cluster: 'admission,kubernetes',
   },
-  'istiod-address': { help: 'istiod ADS address host:port (istiod source)' },
+  'istiod-address': {
+    help: 'istiod ADS address host:port (istiod source), e.g. istiod.istio-system.svc:15012',
+  },
+  'istiod-ca-file': {
+    help: 'CA bundle to trust for TLS to istiod (the istio-ca-root-cert ConfigMap); plaintext when unset',
+  },
+  'istiod-token-file': { help: 'service-account token (audience istio-ca) sent to istiod as a bearer token' },
+  'relist-interval': {
+    help: 'full relist of every watched kind (repairs missed events)',
+    local: '10m',
+    cluster: '10m',
+  },
   'config-dir': { help: 'manifests directory for the file source', local: 'examples', cluster: 'examples' },
   'out-dir': { help: 'where local mode writes EnvoyFilters', local: 'out', cluster: 'out' },
   'root-namespace': {
@@ -162,9 +177,14 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s !== '');
-  for (const s of sources)
-    if (!['file', 'kubernetes', 'istiod'].includes(s))
-      bad('sources', s, 'each source must be file, kubernetes or istiod');
+  for (const s of sources) {
+    if (!SOURCES.includes(s)) bad('sources', s, `each source must be one of ${SOURCES.join(', ')}`);
+  }
+  if (mode === 'cluster' && raw('sources') === undefined && raw('istiod-address') !== undefined)
+    sources.push('istiod');
+  if (mode === 'local' && (sources.includes('kubernetes') || sources.includes('istiod'))) {
+    bad('sources', str('sources'), 'kubernetes and istiod need --mode cluster');
+  }
   const domain = str('domain');
   if (!isDnsName(domain)) bad('domain', domain, 'must be a DNS name such as cluster.local');
   try {
@@ -181,6 +201,9 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     kubeconfig: raw('kubeconfig'),
     sources,
     istiodAddress: raw('istiod-address'),
+    istiodCaFile: raw('istiod-ca-file'),
+    istiodTokenFile: raw('istiod-token-file'),
+    relistIntervalMs: duration('relist-interval'),
     configDir: str('config-dir'),
     outDir: str('out-dir'),
     rootNamespace: str('root-namespace'),

@@ -14,7 +14,7 @@ t.test('local defaults', async (t) => {
     debounceMaxMs: 10_000,
     vipCidr: '240.240.0.0/16',
     logLevel: 'info',
-    sources: ['file'],
+    sources: ['admission', 'file'],
   });
 });
 
@@ -29,7 +29,7 @@ t.test('cluster defaults, env and flags (flag wins over env)', async (t) => {
     listen: { host: '0.0.0.0', port: 10443 },
     logLevel: 'debug',
     vipCidr: '10.200.0.0/16',
-    sources: ['kubernetes'],
+    sources: ['admission', 'kubernetes'],
   });
 });
 
@@ -46,12 +46,27 @@ t.test('every bad value names its flag', async (t) => {
     [['--vip-cidr', '240.240.0.0'], {}, /--vip-cidr: "240.240.0.0" must be an IPv4 CIDR/],
     [['--log-level', 'loud'], {}, /--log-level .* must be one of trace, debug/],
     [['--sources', 'file,etcd'], {}, /--sources .* "etcd" each source must be/],
-    [['--sources', 'istiod'], {}, /--istiod-address is required/],
+    [['--mode', 'cluster', '--sources', 'istiod'], {}, /--istiod-address is required/],
+    [['--sources', 'file,kubernetes'], {}, /--sources .* kubernetes and istiod need --mode cluster/],
     [['--domain', 'bad_domain'], {}, /--domain .* must be a DNS name/],
     [['--nope', 'x'], {}, /Unknown option '--nope'/],
   ];
   for (const [argv, env, re] of cases)
     t.throws(() => parseServeConfig(argv, env), { code: 'BAD_FLAG', message: re }, argv.join(' '));
+});
+
+t.test('cluster mode adds istiod when its address is given, unless --sources is explicit', async (t) => {
+  t.same(
+    parseServeConfig(['--mode', 'cluster', '--istiod-address', 'istiod.istio-system.svc:15012'], {}).sources,
+    ['admission', 'kubernetes', 'istiod'],
+  );
+  t.same(
+    parseServeConfig(
+      ['--mode', 'cluster', '--istiod-address', 'istiod:15010', '--sources', 'admission,istiod'],
+      {},
+    ).sources,
+    ['admission', 'istiod'],
+  );
 });
 
 t.test('usage lists every flag with its variable', async (t) => {

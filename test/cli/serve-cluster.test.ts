@@ -1,0 +1,163 @@
+// `breeze serve --mode cluster` against the fake Kubernetes API: serving at once, ready only
+// after every kind is listed, and admission decisions that use what the watch delivered.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { get as httpGet } from 'node:http';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import t from 'tap';
+import { writeDevCertificates } from '../../src/pki/certs.js';
+import { FakeKubeApiServer } from '../fakes/kube-apiserver.js';
+
+const repo = new URL('../../', import.meta.url).pathname;
+
+function status(url: string): Promise<number> {
+  return new Promise((resolve) => {
+    httpGet(url, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    }).on('error', () => resolve(0));
+  });
+}
+
+function post(port: number, body: unknown, ca: string): Promise<any> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/validate',
+        method: 'POST',
+        ca,
+        headers: { 'content-type': 'application/json' },
+      },
+      (res) => {
+        let data = '';
+        res.on('data', (c: Buffer) => (data += c.toString()));
+        res.on('end', () => resolve(JSON.parse(data)));
+      },
+    );
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}
+
+t.test('cluster mode: ready after sync; admission sees the watched config', async (t) => {
+  const api = await FakeKubeApiServer.start();
+  t.teardown(() => api.close());
+  api.put({
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'ServiceEntry',
+    metadata: {
+      name: 'demo',
+      namespace: 'dubbo',
+      annotations: { interface: 'org.apache.dubbo.samples.DemoService' },
+    },
+    spec: {
+      hosts: ['demo.dubbo.svc.cluster.local'],
+      addresses: ['240.240.0.9'],
+      ports: [{ number: 20880, name: 'tcp-dubbo', protocol: 'TCP' }],
+      resolution: 'STATIC',
+    },
+  });
+  const dir = t.testdir({});
+  const kubeconfig = join(dir, 'kubeconfig.json');
+  writeFileSync(kubeconfig, api.kubeConfig().exportConfig());
+  const certs = await writeDevCertificates(join(dir, 'tls'), ['127.0.0.1']);
+  const ca = readFileSync(certs.caFile, 'utf8');
+
+  // Hold every list for a while so "not ready before sync" is observable.
+  api.injectFault({
+    status: 'hang',
+    count: 1,
+    path: '/apis/networking.istio.io/v1/serviceentries',
+    method: 'GET',
+    watch: false,
+  });
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(repo, 'src/cli/main.ts'),
+      'serve',
+      '--mode',
+      'cluster',
+      '--kubeconfig',
+      kubeconfig,
+      '--listen',
+      '127.0.0.1:0',
+      '--health-listen',
+      '127.0.0.1:0',
+      '--tls-cert-file',
+      certs.certFile,
+      '--tls-key-file',
+      certs.keyFile,
+      '--relist-interval',
+      '5s',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BREEZE_LOG_LEVEL: 'warn' } },
+  );
+  t.teardown(() => child.kill('SIGKILL'));
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const ports = await new Promise<{ webhook: number; health: number }>((resolve, reject) => {
+    let webhook = 0;
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      const w = /POST https:\/\/127\.0\.0\.1:(\d+)\/validate/.exec(line);
+      if (w) webhook = Number(w[1]);
+      const h = /health\s+http:\/\/127\.0\.0\.1:(\d+)\/readyz/.exec(line);
+      if (h) resolve({ webhook, health: Number(h[1]) });
+    });
+    child.once('exit', (code) => reject(new Error(`serve exited with ${code}: ${stderr}`)));
+  });
+  t.equal(await status(`http://127.0.0.1:${ports.health}/healthz`), 200, 'alive at once');
+  t.equal(await status(`http://127.0.0.1:${ports.health}/readyz`), 503, 'not ready while a list hangs');
+  api.clearFaults();
+  const deadline = Date.now() + 30_000;
+  let ready = 0;
+  while (ready !== 200 && Date.now() < deadline) {
+    ready = await status(`http://127.0.0.1:${ports.health}/readyz`);
+    if (ready !== 200) await new Promise((r) => setTimeout(r, 200));
+  }
+  t.equal(ready, 200, 'ready once every kind is listed');
+
+  // A VirtualService for the watched Dubbo service gets the protocol rules (weights must sum to 100).
+  const review = {
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: {
+      uid: 'c1',
+      kind: { group: 'networking.istio.io', version: 'v1', kind: 'VirtualService' },
+      namespace: 'dubbo',
+      name: 'demo',
+      operation: 'CREATE',
+      object: {
+        apiVersion: 'networking.istio.io/v1',
+        kind: 'VirtualService',
+        metadata: { name: 'demo', namespace: 'dubbo' },
+        spec: {
+          hosts: ['demo'],
+          http: [
+            {
+              route: [
+                { destination: { host: 'demo' }, weight: 60 },
+                { destination: { host: 'demo' }, weight: 50 },
+              ],
+            },
+          ],
+        },
+      },
+    },
+  };
+  const answer = await post(ports.webhook, review, ca);
+  t.equal(answer.response.allowed, false);
+  t.match(
+    answer.response.status.message,
+    /^spec\.http\[0\]\.route: the weights of its 2 destinations sum to 110/,
+  );
+  child.kill('SIGTERM');
+  t.equal((await once(child, 'exit'))[0], 0, 'clean exit');
+});
