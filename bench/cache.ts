@@ -1,5 +1,7 @@
 // Cache benchmark, incremental part: at 10k services, one VirtualService change → affected
 // keys → regenerate only those, against a full regeneration in the same run.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { ConfigStore } from '../src/cache/store.js';
 import type { JsonRecord } from '../src/model/json.js';
 import { generateAll, generateForKeys } from '../src/protocols/generate.js';
@@ -8,11 +10,36 @@ import { syntheticConfig } from './synthetic.js';
 const options = { rootNamespace: 'istio-system', namespaceScope: false, domain: 'cluster.local' };
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 
+interface SyncRun {
+  ms: number;
+  serviceEntries: number;
+  virtualServices: number;
+  destinationRules: number;
+  peakRssMiB: number;
+  rssBeforeSyncMiB: number;
+}
+
+/** The initial sync runs in its own process, so its peak RSS is its own. */
+function initialSync(n: number): SyncRun {
+  const worker = new URL('./cache-sync-worker.ts', import.meta.url).pathname;
+  const out = execFileSync(process.execPath, ['--import', 'tsx', worker, String(n)], { encoding: 'utf8' });
+  return JSON.parse(out.trim().split('\n').pop() ?? '{}') as SyncRun;
+}
+
 export async function runCacheBench(
   opts: { services?: number; rounds?: number } = {},
 ): Promise<Record<string, unknown>> {
   const n = opts.services ?? 10_000;
   const rounds = opts.rounds ?? 7;
+  const sync = initialSync(n);
+  console.log(
+    `Cache benchmark (initial sync through the fake Kubernetes API, real client-node path): ${sync.serviceEntries} ServiceEntries + ${sync.virtualServices} VirtualServices + ${sync.destinationRules} DestinationRules`,
+  );
+  console.log('| initial sync ms | peak RSS MiB (fake API + cache) | RSS before sync MiB |');
+  console.log('|---|---|---|');
+  console.log(
+    `| ${sync.ms.toFixed(0)} | ${sync.peakRssMiB.toFixed(0)} | ${sync.rssBeforeSyncMiB.toFixed(0)} |`,
+  );
   const store = new ConfigStore();
   for (const o of syntheticConfig(n)) store.upsert(o, 'kubernetes');
   const vs = store.list('VirtualService')[0]?.object;
@@ -65,5 +92,8 @@ export async function runCacheBench(
   console.log(
     `| ${fullMs.toFixed(1)} | ${incMs.toFixed(3)} | ${(fullMs / incMs).toFixed(0)}x | ${affected} | ${regenerated} |`,
   );
+  mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
+  const file = new URL('./results/cache.json', import.meta.url);
+  writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), ...results }, null, 2)}\n`);
   return results;
 }
