@@ -80,6 +80,7 @@ export async function runGenerate(
     domain: values.domain,
   });
   for (const p of result.problems) err(formatProblem(p));
+  for (const n of result.notes) err(`note: ${formatProblem(n)}`);
   if (result.problems.length > 0) failed = true;
   if (values.check) {
     for (const ef of result.envoyFilters) {

@@ -66,7 +66,15 @@ export function generateService(
     return out;
   }
   // exportTo: only VirtualServices and DestinationRules visible in the service's namespace.
-  const virtualService = store.forHost('VirtualService', host, service.namespace)[0];
+  const virtualServices = store.forHost('VirtualService', host, service.namespace);
+  const virtualService = virtualServices[0];
+  if (virtualService !== undefined && virtualServices.length > 1) {
+    const others = virtualServices.slice(1).map((v) => `${v.namespace}/${v.name}`);
+    out.notes.push({
+      service: key,
+      message: `VirtualServices ${others.join(', ')} also claim ${host}: ignored, using ${virtualService.namespace}/${virtualService.name} (the oldest)`,
+    });
+  }
   const destinationRule = store.forHost('DestinationRule', host, service.namespace)[0];
   const redisService = inNamespace(store.forHost('RedisService', host), service.namespace);
   const redisDestination = inNamespace(store.forHost('RedisDestination', host), service.namespace);
@@ -154,6 +162,15 @@ export function generateService(
   return out;
 }
 
+/**
+ * istiod's synthetic ServiceEntry for a Kubernetes Service (`synthetic-<name>`) when the
+ * Kubernetes source already delivered that Service: the same service twice, so it is skipped.
+ */
+function shadowedSynthetic(store: ConfigStore, key: string): boolean {
+  const m = /^ServiceEntry\/([^/]+)\/synthetic-(.+)$/.exec(key);
+  return m !== null && store.protocolService(`Service/${m[1] ?? ''}/${m[2] ?? ''}`) !== undefined;
+}
+
 function nameOf(ef: JsonRecord): string {
   const m = asRecord(ef.metadata);
   return `${asString(m?.namespace) ?? ''}/${asString(m?.name) ?? ''}`;
@@ -168,6 +185,7 @@ export function generateAll(store: ConfigStore, options: GenerationOptions): Gen
   const result: GenerationResult = { envoyFilters: [], problems: [], notes: [] };
   const owner = new Map<string, string>();
   for (const { key, service } of store.allProtocolServices()) {
+    if (shadowedSynthetic(store, key)) continue;
     const out = generateService(store, key, service, options);
     for (const ef of out.envoyFilters) {
       const name = nameOf(ef);
@@ -201,7 +219,7 @@ export function generateForKeys(
 ): Map<string, ServiceOutput> {
   const out = new Map<string, ServiceOutput>();
   for (const key of keys) {
-    const service = store.protocolService(key);
+    const service = shadowedSynthetic(store, key) ? undefined : store.protocolService(key);
     out.set(
       key,
       service === undefined

@@ -51,8 +51,12 @@ export class DirectoryPublisher {
 
   private async publish(): Promise<DirectorySyncResult & { envoyFilters: number; problems: number }> {
     const result = generateAll(this.store, this.o.options);
-    for (const p of result.problems)
+    for (const p of result.problems) {
       this.o.logger.warn({ service: p.service, port: p.port }, `generation: ${formatProblem(p)}`);
+    }
+    for (const n of result.notes) {
+      this.o.logger.warn({ service: n.service, port: n.port }, `generation note: ${formatProblem(n)}`);
+    }
     const synced = await syncDirectory(this.o.dir, result.envoyFilters);
     this.o.logger.info({ outDir: this.o.dir, ...synced }, 'EnvoyFilters written');
     return { ...synced, envoyFilters: result.envoyFilters.length, problems: result.problems.length };

@@ -72,12 +72,61 @@ spec:
     t.same(err, [
       `${file}: ServiceEntry dubbo/no-iface: spec.ports[0]: port "tcp-dubbo" needs the annotation "interface" (the Dubbo interface, e.g. org.apache.dubbo.samples.DemoService)`,
       'ServiceEntry/dubbo/no-iface port 20880 outbound: the ServiceEntry has no "interface" annotation (the Dubbo interface, e.g. org.apache.dubbo.samples.DemoService): no outbound filter',
+      'note: ServiceEntry/kafka/zk port 2181 inbound: no workload selector (spec.workloadSelector or the workloadSelector annotation): no inbound filter',
     ]);
     const names = parseAllDocuments(out).map((d) => d.toJS().metadata.name);
     t.same(names, [
       'breeze-inbound-orders.dubbo.svc.cluster.local-20880',
       'breeze-outbound-zk.kafka.svc.cluster.local-240.240.9.10-2181',
     ]);
+  },
+);
+
+t.test(
+  'a second VirtualService for a host is noted; a synthetic ServiceEntry does not duplicate its Service',
+  async (t) => {
+    const dir = t.testdir({
+      'in.yaml': `apiVersion: v1
+kind: Service
+metadata: {name: zk, namespace: kafka}
+spec:
+  clusterIP: 10.96.0.5
+  selector: {app: zk}
+  ports: [{name: tcp-zookeeper, port: 2181}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: synthetic-zk, namespace: kafka}
+spec:
+  hosts: [zk.kafka.svc.cluster.local]
+  addresses: [10.96.0.5]
+  ports: [{number: 2181, name: tcp-zookeeper, protocol: TCP}]
+  workloadSelector: {labels: {app: zk}}
+  resolution: STATIC
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: older, namespace: kafka, creationTimestamp: '2025-01-01T00:00:00Z'}
+spec: {hosts: [zk], tcp: [{route: [{destination: {host: zk}}]}]}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: newer, namespace: kafka, creationTimestamp: '2025-06-01T00:00:00Z'}
+spec: {hosts: [zk], tcp: [{route: [{destination: {host: zk}}]}]}
+`,
+    });
+    const { out, err, summary } = await run(['-f', join(dir, 'in.yaml')]);
+    t.equal(summary.exitCode, 0, err.join('\n'));
+    t.same(err, [
+      'note: Service/kafka/zk: VirtualServices kafka/newer also claim zk.kafka.svc.cluster.local: ignored, using kafka/older (the oldest)',
+    ]);
+    t.same(
+      parseAllDocuments(out).map((d) => d.toJS().metadata.name),
+      [
+        'breeze-inbound-zk.kafka.svc.cluster.local-2181',
+        'breeze-outbound-zk.kafka.svc.cluster.local-10.96.0.5-2181',
+      ],
+    );
   },
 );
 
