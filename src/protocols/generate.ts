@@ -124,6 +124,7 @@ export function generateService(
           out.envoyFilters.push(
             buildEnvoyFilter({
               name: outboundName(host, vip, port.number),
+              service: key,
               namespace,
               protocol: port.protocol,
               workloadSelector: undefined,
@@ -149,6 +150,7 @@ export function generateService(
         out.envoyFilters.push(
           buildEnvoyFilter({
             name: inboundName(host, port.number),
+            service: key,
             namespace,
             protocol: port.protocol,
             workloadSelector: service.workloadSelector,

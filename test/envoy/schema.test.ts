@@ -723,6 +723,7 @@ t.test("Breeze's own EnvoyFilter builders produce envelopes that pass", async (t
   const kafka = kafkaFilter();
   const ef = buildEnvoyFilter({
     name: 'breeze-outbound-kafka',
+    service: 'Service/kafka/kafka',
     namespace: 'istio-system',
     protocol: 'kafka',
     workloadSelector: { app: 'kafka' },

@@ -8,6 +8,8 @@ export const MANAGED_BY_VALUE = 'breeze';
 export const PROTOCOL_LABEL = 'breeze.io/protocol';
 export const SOURCES_ANNOTATION = 'breeze.io/sources';
 export const CONTENT_HASH_ANNOTATION = 'breeze.io/content-hash';
+/** The service key (`ServiceEntry/ns/name`, `Service/ns/name`) an EnvoyFilter belongs to. */
+export const SERVICE_ANNOTATION = 'breeze.io/service';
 
 export const TCP_PROXY = 'envoy.filters.network.tcp_proxy';
 export const TYPED_STRUCT = 'type.googleapis.com/xds.type.v3.TypedStruct';
@@ -82,6 +84,8 @@ export function sourceKey(s: SourceRef): string {
  */
 export function buildEnvoyFilter(o: {
   name: string;
+  /** The service key it belongs to (recorded in the breeze.io/service annotation). */
+  service: string;
   namespace: string;
   protocol: Protocol;
   workloadSelector: Readonly<Record<string, string>> | undefined;
@@ -101,7 +105,11 @@ export function buildEnvoyFilter(o: {
       name: o.name,
       namespace: o.namespace,
       labels,
-      annotations: { [CONTENT_HASH_ANNOTATION]: hash, [SOURCES_ANNOTATION]: sources },
+      annotations: {
+        [CONTENT_HASH_ANNOTATION]: hash,
+        [SERVICE_ANNOTATION]: o.service,
+        [SOURCES_ANNOTATION]: sources,
+      },
     },
     spec,
   };
