@@ -142,6 +142,8 @@ export interface RequestRecord {
   readonly watch: boolean;
   /** Date.now() at arrival. */
   readonly at: number;
+  /** The User-Agent header ('' without one): tells apart the clients of one server. */
+  readonly userAgent: string;
   status: number;
 }
 
@@ -587,7 +589,15 @@ export class FakeKubeApiServer {
     const method = (req.method ?? 'GET').toUpperCase();
     const query = Object.fromEntries(url.searchParams);
     const watch = method === 'GET' && (query.watch === '1' || query.watch === 'true');
-    const record: RequestRecord = { method, path: url.pathname, query, watch, at: Date.now(), status: 0 };
+    const record: RequestRecord = {
+      method,
+      path: url.pathname,
+      query,
+      watch,
+      at: Date.now(),
+      userAgent: req.headers['user-agent'] ?? '',
+      status: 0,
+    };
     this.requests.push(record);
     this.inFlight++;
     res.on('close', () => this.inFlight--);
