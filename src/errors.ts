@@ -10,16 +10,27 @@ export type BreezeErrorCode =
   | 'VIP_EXHAUSTED'
   | 'GENERATION' // a service whose config cannot be turned into EnvoyFilters (reported per service)
   | 'SCHEMA' // generated Envoy config that Envoy's own proto schema rejects
+  | 'API_CONFLICT' // 409 Conflict from the API server that bounded re-read-and-retry did not resolve
+  | 'API_INVALID' // 400/422 from the API server: the object is rejected as is (not retried in a loop)
+  | 'API_FORBIDDEN' // 401/403 from the API server: credentials or RBAC
+  | 'API_RETRYABLE' // 429, 5xx, timeouts, network errors: retried with backoff
+  | 'FOREIGN_OBJECT' // an object of the same name without Breeze's ownership label: never overwritten
   | 'INTERNAL';
 
 export class BreezeError extends Error {
   override readonly name = 'BreezeError';
+  /** The HTTP status of the API server's answer, for the API_* codes; undefined for network errors. */
+  readonly status: number | undefined;
+  /** The API server's Retry-After, in milliseconds, when it sent one. */
+  readonly retryAfterMs: number | undefined;
   constructor(
     readonly code: BreezeErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; status?: number; retryAfterMs?: number },
   ) {
-    super(message, options);
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.status = options?.status;
+    this.retryAfterMs = options?.retryAfterMs;
   }
 }
 

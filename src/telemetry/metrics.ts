@@ -17,12 +17,39 @@ export interface Metrics {
   readonly admissionUnconfirmedDropped: Counter;
   /** Changes that reached the config cache, by origin. */
   readonly cacheChanges: Counter<'origin'>;
+  /** Dirty keys handed to the debouncer (a key added twice counts twice). */
+  readonly debounceEvents: Counter;
+  /** Debounced pushes, by result (success, failure). */
+  readonly pushes: Counter<'result'>;
+  readonly pushDuration: Histogram;
+  /** Distinct keys per push. */
+  readonly pushKeys: Histogram;
+  /** 1 while this replica holds the leader Lease, else 0. */
+  readonly leader: Gauge;
+  /** Times this replica became leader. */
+  readonly leaderAcquisitions: Counter;
+  /** EnvoyFilter writes by operation (create, update, delete, adopt_delete) and result (success or error code). */
+  readonly reconcileWrites: Counter<'operation' | 'result'>;
+  /** Objects whose last write failed and is not yet repaired, by error code. */
+  readonly reconcileFailures: Gauge<'code'>;
+  /** Service keys waiting for a retry. */
+  readonly reconcileRetriesPending: Gauge;
+  /** Seconds one reconcile (push or resync) took. */
+  readonly reconcileDuration: Histogram<'trigger'>;
 }
 
 /** From 0.5 ms (a cached lookup) to 10 s (past any sane webhook timeout). */
 export const ADMISSION_DURATION_BUCKETS: readonly number[] = [
   0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 ];
+
+/** From 1 ms (a no-op push) to 2 minutes (a full resync against a slow API server). */
+export const PUSH_DURATION_BUCKETS: readonly number[] = [
+  0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120,
+];
+
+/** From one key to a full resync of a large mesh. */
+export const PUSH_KEYS_BUCKETS: readonly number[] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000];
 
 /** Creates the metrics on a new registry (not prom-client's global one), with process metrics. */
 export function createMetrics(): Metrics {
@@ -75,10 +102,70 @@ export function createMetrics(): Metrics {
       labelNames: ['origin'],
       registers,
     }),
+    debounceEvents: new Counter({
+      name: 'breeze_debounce_events_total',
+      help: 'Dirty keys handed to the push debouncer.',
+      registers,
+    }),
+    pushes: new Counter({
+      name: 'breeze_push_total',
+      help: 'Debounced pushes, by result (a failed push is retried only if its caller re-adds the keys).',
+      labelNames: ['result'],
+      registers,
+    }),
+    pushDuration: new Histogram({
+      name: 'breeze_push_duration_seconds',
+      help: 'Duration of one debounced push, in seconds.',
+      buckets: [...PUSH_DURATION_BUCKETS],
+      registers,
+    }),
+    pushKeys: new Histogram({
+      name: 'breeze_push_keys',
+      help: 'Distinct dirty keys per debounced push.',
+      buckets: [...PUSH_KEYS_BUCKETS],
+      registers,
+    }),
+    leader: new Gauge({
+      name: 'breeze_leader',
+      help: 'Whether this replica holds the leader Lease (1) or not (0).',
+      registers,
+    }),
+    leaderAcquisitions: new Counter({
+      name: 'breeze_leader_acquisitions_total',
+      help: 'Times this replica became leader.',
+      registers,
+    }),
+    reconcileWrites: new Counter({
+      name: 'breeze_reconcile_writes_total',
+      help: 'EnvoyFilter writes to the sink, by operation and result (success or the error code).',
+      labelNames: ['operation', 'result'],
+      registers,
+    }),
+    reconcileFailures: new Gauge({
+      name: 'breeze_reconcile_failures',
+      help: 'Objects whose last write failed and has not been repaired yet, by error code.',
+      labelNames: ['code'],
+      registers,
+    }),
+    reconcileRetriesPending: new Gauge({
+      name: 'breeze_reconcile_retries_pending',
+      help: 'Service keys waiting for a retry after a failed write.',
+      registers,
+    }),
+    reconcileDuration: new Histogram({
+      name: 'breeze_reconcile_duration_seconds',
+      help: 'Duration of one reconcile (push of dirty keys or full resync), in seconds.',
+      labelNames: ['trigger'],
+      buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    }),
   };
   // Both results show up as 0 from the start, so rate() and alerts work before the first reload.
   metrics.tlsReloads.inc({ result: 'success' }, 0);
   metrics.tlsReloads.inc({ result: 'failure' }, 0);
+  metrics.pushes.inc({ result: 'success' }, 0);
+  metrics.pushes.inc({ result: 'failure' }, 0);
+  metrics.leader.set(0);
   collectDefaultMetrics({ register: registry });
   return metrics;
 }

@@ -1,0 +1,109 @@
+// Writes to the API server for the reconciler, its sink and its Events: one JSON request with
+// client-node's authentication (as rest.ts's getJson does for reads), a whole-request deadline and
+// the caller's AbortSignal, and the mapping of every failure to a stable BreezeError code.
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest, type RequestOptions } from 'node:https';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { BreezeError, isBreezeError } from '../errors.js';
+import { asString, isRecord, type JsonRecord } from '../model/json.js';
+import { KubeApiError } from '../sources/kubernetes/rest.js';
+
+export interface KubeRequest {
+  readonly method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  readonly path: string;
+  readonly query?: Readonly<Record<string, string | undefined>>;
+  /** A JSON body (serialized here) or text already in `contentType`. */
+  readonly body?: unknown;
+  /** Default application/json when there is a body. */
+  readonly contentType?: string;
+  readonly signal?: AbortSignal;
+  /** Whole-request deadline. */
+  readonly timeoutMs: number;
+}
+
+/**
+ * One request to the API server of the kubeconfig's current context. Resolves with the JSON body
+ * of a 2xx answer; rejects with KubeApiError (non-2xx, with the Status reason and Retry-After),
+ * or the transport's error (connection refused, reset, deadline, abort).
+ */
+export async function kubeRequest(kc: KubeConfig, req: KubeRequest): Promise<JsonRecord> {
+  const cluster = kc.getCurrentCluster();
+  if (cluster === null) throw new Error('the kubeconfig has no current cluster');
+  const url = new URL(cluster.server.replace(/\/+$/, '') + req.path);
+  for (const [k, v] of Object.entries(req.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
+  const body =
+    req.body === undefined ? undefined : typeof req.body === 'string' ? req.body : JSON.stringify(req.body);
+  const headers: Record<string, string> = { Accept: 'application/json' };
+  if (body !== undefined) {
+    headers['Content-Type'] = req.contentType ?? 'application/json';
+    headers['Content-Length'] = String(Buffer.byteLength(body));
+  }
+  const options: RequestOptions = { method: req.method, headers };
+  await kc.applyToHTTPSOptions(options);
+  const deadline = AbortSignal.timeout(req.timeoutMs);
+  const signal = req.signal === undefined ? deadline : AbortSignal.any([req.signal, deadline]);
+  const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
+  return new Promise<JsonRecord>((resolve, reject) => {
+    const r = send(url, { ...options, signal }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('error', reject);
+      res.on('close', () => {
+        if (!res.complete) reject(new Error(`connection closed while reading ${url.pathname}`));
+      });
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        const status = res.statusCode ?? 0;
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(text);
+        } catch {
+          parsed = undefined;
+        }
+        if (status >= 200 && status < 300 && isRecord(parsed)) resolve(parsed);
+        else if (status >= 200 && status < 300 && text.trim() === '') resolve({});
+        else {
+          const record = isRecord(parsed) ? parsed : {};
+          const seconds = Number(res.headers['retry-after'] ?? NaN);
+          reject(
+            new KubeApiError(
+              status,
+              asString(record.reason) ?? (status >= 200 && status < 300 ? 'BadResponse' : 'Unknown'),
+              asString(record.message) ?? (text.slice(0, 200) || `HTTP ${status}`),
+              Number.isFinite(seconds) ? seconds * 1000 : undefined,
+            ),
+          );
+        }
+      });
+    });
+    r.on('error', reject);
+    r.end(body);
+  });
+}
+
+/**
+ * The stable error for a failed API request about `what` (e.g. `create EnvoyFilter ns/name`):
+ * 400/422 API_INVALID (the object itself is rejected), 401/403 API_FORBIDDEN, 409 API_CONFLICT,
+ * everything else (429, 5xx, 404 of a resource type that is not served, timeouts, resets)
+ * API_RETRYABLE. BreezeErrors pass through unchanged.
+ */
+export function toApiError(err: unknown, what: string): BreezeError {
+  if (isBreezeError(err)) return err;
+  if (err instanceof KubeApiError) {
+    const code =
+      err.status === 400 || err.status === 422
+        ? 'API_INVALID'
+        : err.status === 401 || err.status === 403
+          ? 'API_FORBIDDEN'
+          : err.status === 409
+            ? 'API_CONFLICT'
+            : 'API_RETRYABLE';
+    return new BreezeError(code, `${what}: HTTP ${err.status} ${err.reason}: ${err.message}`, {
+      cause: err,
+      status: err.status,
+      retryAfterMs: err.retryAfterMs,
+    });
+  }
+  const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  return new BreezeError('API_RETRYABLE', `${what}: ${message}`, { cause: err });
+}

@@ -1,0 +1,75 @@
+import { setTimeout as delay } from 'node:timers/promises';
+
+export interface Clock {
+  now(): number;
+  /** Resolves after `ms` (or earlier, rejecting, when `signal` aborts). */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+export const SYSTEM_CLOCK: Clock = {
+  now: () => Date.now(),
+  sleep: (ms, signal) => delay(ms, undefined, signal === undefined ? undefined : { signal }),
+};
+
+/**
+ * A token bucket: `qps` tokens per second, at most `burst` saved up. `take` waits for a token;
+ * waiters are served in order, so a burst of requests is spread at `qps`.
+ */
+export class TokenBucket {
+  private tokens: number;
+  private last: number;
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly qps: number,
+    readonly burst: number,
+    private readonly clock: Clock = SYSTEM_CLOCK,
+  ) {
+    if (!(qps > 0) || !(burst >= 1)) throw new RangeError('qps must be > 0 and burst >= 1');
+    this.tokens = burst;
+    this.last = clock.now();
+  }
+
+  /** Takes one token without waiting; false when none is available. */
+  tryTake(): boolean {
+    this.refill();
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  /** Waits for a token (rejects when `signal` aborts while waiting). */
+  take(signal?: AbortSignal): Promise<void> {
+    const turn = this.queue.then(async () => {
+      for (;;) {
+        signal?.throwIfAborted();
+        if (this.tryTake()) return;
+        await this.clock.sleep(Math.ceil(((1 - this.tokens) * 1000) / this.qps), signal);
+      }
+    });
+    this.queue = turn.catch(() => undefined);
+    return turn;
+  }
+
+  private refill(): void {
+    const now = this.clock.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.qps) / 1000);
+    this.last = now;
+  }
+}
+
+/** Runs `work` over `items` with at most `limit` in flight; resolves when all settled. */
+export async function forEachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await work(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+}

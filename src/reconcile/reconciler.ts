@@ -1,0 +1,685 @@
+/**
+ * The EnvoyFilter reconciler: level-triggered, per service key.
+ *
+ * For a set of service keys it computes the desired EnvoyFilters from the cache (generateForKeys),
+ * compares them with the actual ones (Breeze-labelled EnvoyFilters recorded for those keys in
+ * breeze.io/service: in cluster mode the watch-fed cache, never a list per push) and writes only
+ * the differences through the sink. Safety rules (each one an Aeraki bug, see reference/aeraki.md
+ * section 5):
+ * - a service whose generation reports a problem keeps its existing EnvoyFilters that are not in
+ *   the desired set (never delete on error); the filters that did generate are still applied;
+ *   other services are never affected;
+ * - a service that is gone (no problems, no output) has its EnvoyFilters deleted;
+ * - only objects carrying Breeze's label are touched (the sinks enforce it: FOREIGN_OBJECT);
+ * - every error is kept per object (`failures()`) until that object is repaired, logged, counted
+ *   and sent as an Event; a later success of another object never masks it;
+ * - failed keys are retried with exponential backoff and jitter (`retryDue`, `nextRetryAt`,
+ *   `onRetry`); a rejected object (400/422) or a foreign one is not resent with the same content
+ *   before a long backoff (`invalidRetryMs`), so there is no hot loop.
+ */
+import type { ConfigStore } from '../cache/store.js';
+import { BreezeError, type BreezeErrorCode } from '../errors.js';
+import { asRecord, asString, type JsonRecord } from '../model/json.js';
+import type { ServiceView } from '../model/service.js';
+import {
+  formatProblem,
+  generateForKeys,
+  type GenerationProblem,
+  type ServiceOutput,
+} from '../protocols/generate.js';
+import { CONTENT_HASH_ANNOTATION } from '../protocols/shared/envoyfilter.js';
+import { inboundName, outboundName } from '../protocols/shared/names.js';
+import type { GenerationOptions } from '../protocols/types.js';
+import { backoffDelay, type BackoffOptions } from '../sources/kubernetes/backoff.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import { NoopEventer, STATUS_KINDS, type EventReason, type Eventer, type InvolvedObject } from './events.js';
+import { toApiError } from './kube.js';
+import { annotationsOf, idOf, isBreezeOwned, sameContent, serviceKeyOf, sourcesOf } from './owned.js';
+import { forEachLimited, SYSTEM_CLOCK, TokenBucket, type Clock } from './ratelimit.js';
+import type { EnvoyFilterSink, PushResult } from './types.js';
+
+/** Label Aeraki puts on the EnvoyFilters it writes. */
+export const AERAKI_LABEL = 'manager';
+export const AERAKI_VALUE = 'Aeraki';
+
+/** What adopting Aeraki's EnvoyFilters needs from the sink (the Kubernetes sink has it). */
+export interface ForeignEnvoyFilters {
+  listForeign(labelSelector: string, signal: AbortSignal): Promise<JsonRecord[]>;
+  deleteForeign(object: JsonRecord, label: string, value: string, signal: AbortSignal): Promise<void>;
+}
+
+export type Operation = 'create' | 'update' | 'delete' | 'adopt_delete';
+
+/** The last error of one object (`namespace/name`), kept until that object is repaired. */
+export interface Failure {
+  readonly object: string;
+  readonly service: string;
+  readonly operation: Operation;
+  readonly code: BreezeErrorCode;
+  readonly status: number | undefined;
+  readonly message: string;
+  /** When it (last) failed. */
+  readonly at: number;
+  /** Failed attempts in a row. */
+  readonly attempts: number;
+}
+
+export interface ReconcilerOptions {
+  readonly store: ConfigStore;
+  readonly sink: EnvoyFilterSink & Partial<ForeignEnvoyFilters>;
+  readonly generation: GenerationOptions;
+  /**
+   * Breeze's EnvoyFilters as they are: in cluster mode the watch-fed store (`storeActual`), in
+   * local mode the directory (DirectoryEnvoyFilterSink.actual). Objects without Breeze's label
+   * are ignored. Default: storeActual(store).
+   */
+  readonly actual?: () => Iterable<JsonRecord> | Promise<Iterable<JsonRecord>>;
+  readonly logger: Logger;
+  readonly metrics?: Metrics;
+  /** Events and Redis status conditions; default none. */
+  readonly eventer?: Eventer;
+  /** Sink operations in flight at most; default 4. */
+  readonly concurrency?: number;
+  /** Sink operations per second; default 20, bursts of `burst` (default 40). */
+  readonly qps?: number;
+  readonly burst?: number;
+  readonly clock?: Clock;
+  readonly random?: () => number;
+  /** Retry waits of failed keys: initialMs doubling to maxMs, ±20 % jitter; default 1 s to 5 min. */
+  readonly retryBackoff?: BackoffOptions;
+  /** A 400/422 rejection or a foreign object: the same content is not resent for this long; default 10 min. */
+  readonly invalidRetryMs?: number;
+  /** Delete Aeraki's EnvoyFilters of a service once Breeze's replacements are written. */
+  readonly adoptAeraki?: boolean;
+  /** Called when a key is scheduled for a retry at `at` (clock ms). */
+  readonly onRetry?: (key: string, at: number) => void;
+}
+
+/** Breeze's EnvoyFilters in the store (fed by the Kubernetes source's EnvoyFilter watch). */
+export function storeActual(store: ConfigStore): () => JsonRecord[] {
+  return () =>
+    store
+      .list('EnvoyFilter')
+      .map((e) => e.object)
+      .filter(isBreezeOwned);
+}
+
+interface Op {
+  readonly operation: 'create' | 'update' | 'delete';
+  readonly key: string;
+  readonly id: string;
+  readonly desired?: JsonRecord;
+  readonly current?: JsonRecord;
+}
+
+interface KeyState {
+  readonly key: string;
+  readonly output: ServiceOutput;
+  readonly problems: GenerationProblem[];
+  readonly desired: Map<string, JsonRecord>;
+  readonly actual: Map<string, JsonRecord>;
+  failed: number;
+  /** Earliest sensible retry requested by the failures (Retry-After, rejected-content backoff). */
+  retryNotBefore: number;
+  /** Only rejected/foreign content failed: retry after the long backoff, not sooner. */
+  onlyRejected: boolean;
+}
+
+interface Counts {
+  created: number;
+  updated: number;
+  deleted: number;
+  unchanged: number;
+  failed: number;
+}
+
+const DEFAULT_RETRY: BackoffOptions = { initialMs: 1000, maxMs: 300_000 };
+
+export class Reconciler {
+  private readonly store: ConfigStore;
+  private readonly sink: EnvoyFilterSink & Partial<ForeignEnvoyFilters>;
+  private readonly actual: () => Iterable<JsonRecord> | Promise<Iterable<JsonRecord>>;
+  private readonly logger: Logger;
+  private readonly eventer: Eventer;
+  private readonly clock: Clock;
+  private readonly random: () => number;
+  private readonly bucket: TokenBucket;
+  private readonly concurrency: number;
+  private readonly retryBackoff: BackoffOptions;
+  private readonly invalidRetryMs: number;
+
+  private readonly failed = new Map<string, Failure>();
+  /** id → content (hash, or 'delete') the API server rejected, not resent before `until`. */
+  private readonly rejected = new Map<string, { content: string; until: number }>();
+  private readonly retries = new Map<string, { at: number; attempts: number }>();
+  /** Aeraki's EnvoyFilters, listed once and refreshed at every resync. */
+  private aeraki: JsonRecord[] | undefined;
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly o: ReconcilerOptions) {
+    this.store = o.store;
+    this.sink = o.sink;
+    this.actual = o.actual ?? storeActual(o.store);
+    this.logger = o.logger.child({ component: 'reconciler' });
+    this.eventer = o.eventer ?? new NoopEventer();
+    this.clock = o.clock ?? SYSTEM_CLOCK;
+    this.random = o.random ?? Math.random;
+    this.concurrency = Math.max(1, o.concurrency ?? 4);
+    this.bucket = new TokenBucket(o.qps ?? 20, o.burst ?? 40, this.clock);
+    this.retryBackoff = o.retryBackoff ?? DEFAULT_RETRY;
+    this.invalidRetryMs = o.invalidRetryMs ?? 600_000;
+    for (const operation of ['create', 'update', 'delete', 'adopt_delete'])
+      o.metrics?.reconcileWrites.inc({ operation, result: 'success' }, 0);
+  }
+
+  /** Converges the EnvoyFilters of these service keys. Calls are serialized. */
+  reconcile(keys: Iterable<string>, signal: AbortSignal): Promise<PushResult> {
+    const list = [...new Set(keys)];
+    return this.serialized(() => this.run(list, signal, 'push', false));
+  }
+
+  /**
+   * Converges everything: every protocol service in the store plus every service recorded on an
+   * actual EnvoyFilter (so filters of vanished services are deleted), and Aeraki's list is re-read.
+   */
+  resync(signal: AbortSignal): Promise<PushResult> {
+    return this.serialized(async () => {
+      this.aeraki = undefined;
+      const keys = new Set(this.store.allProtocolServices().map((s) => s.key));
+      for (const ef of await this.actual()) {
+        const k = serviceKeyOf(ef);
+        if (k !== undefined && isBreezeOwned(ef)) keys.add(k);
+      }
+      return this.run([...keys], signal, 'resync', true);
+    });
+  }
+
+  /** The last error of every object not yet repaired, by `namespace/name`. */
+  failures(): ReadonlyMap<string, Failure> {
+    return new Map(this.failed);
+  }
+
+  /** Keys whose retry time has come. */
+  retryDue(now = this.clock.now()): string[] {
+    return [...this.retries].filter(([, r]) => r.at <= now).map(([k]) => k);
+  }
+
+  /** When the earliest retry is due (clock ms); undefined when none is pending. */
+  nextRetryAt(): number | undefined {
+    let min: number | undefined;
+    for (const r of this.retries.values()) if (min === undefined || r.at < min) min = r.at;
+    return min;
+  }
+
+  private serialized<T>(f: () => Promise<T>): Promise<T> {
+    const next = this.chain.then(f, f);
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  private async run(
+    keys: string[],
+    signal: AbortSignal,
+    trigger: string,
+    full: boolean,
+  ): Promise<PushResult> {
+    const started = this.clock.now();
+    const counts: Counts = { created: 0, updated: 0, deleted: 0, unchanged: 0, failed: 0 };
+    const keySet = new Set(keys);
+    const actualAll = [...(await this.actual())].filter(isBreezeOwned);
+    const actualById = new Map(actualAll.map((ef) => [idOf(ef), ef]));
+    const states = new Map<string, KeyState>();
+    for (const key of keys) {
+      states.set(key, {
+        key,
+        output: this.generate(key),
+        problems: [],
+        desired: new Map(),
+        actual: new Map(),
+        failed: 0,
+        retryNotBefore: 0,
+        onlyRejected: true,
+      });
+    }
+    const orphans: JsonRecord[] = [];
+    for (const ef of actualAll) {
+      const k = serviceKeyOf(ef);
+      if (k === undefined) orphans.push(ef);
+      else states.get(k)?.actual.set(idOf(ef), ef);
+    }
+
+    // Desired state, and what to write.
+    const ops: Op[] = [];
+    const desiredBy = new Map<string, string>();
+    for (const s of states.values()) {
+      s.problems.push(...s.output.problems);
+      for (const ef of s.output.envoyFilters) {
+        const id = idOf(ef);
+        const other = desiredBy.get(id);
+        const current = actualById.get(id);
+        const incumbent = current === undefined ? undefined : serviceKeyOf(current);
+        if (other !== undefined) {
+          s.problems.push({ service: s.key, message: `EnvoyFilter ${id} is already generated for ${other}` });
+          continue;
+        }
+        if (
+          incumbent !== undefined &&
+          incumbent !== s.key &&
+          !keySet.has(incumbent) &&
+          this.store.protocolService(incumbent) !== undefined
+        ) {
+          s.problems.push({ service: s.key, message: `EnvoyFilter ${id} already belongs to ${incumbent}` });
+          continue;
+        }
+        desiredBy.set(id, s.key);
+        s.desired.set(id, ef);
+        if (sameContent(ef, current)) {
+          counts.unchanged++;
+          this.repaired(id);
+          continue;
+        }
+        if (this.stillRejected(s, id, contentOf(ef))) {
+          counts.failed++;
+          continue;
+        }
+        ops.push({
+          operation: current === undefined ? 'create' : 'update',
+          key: s.key,
+          id,
+          desired: ef,
+          current,
+        });
+      }
+    }
+    for (const s of states.values()) {
+      for (const p of s.problems) {
+        this.logger.warn({ service: s.key, port: p.port }, `generation: ${formatProblem(p)}`);
+        for (const ref of this.involved(s.key, undefined))
+          this.eventer.event(ref, 'Warning', 'EnvoyFilterFailed', `generation: ${formatProblem(p)}`);
+      }
+      for (const [id, current] of s.actual) {
+        if (desiredBy.has(id)) continue;
+        if (s.problems.length > 0) {
+          // Never delete on error: the service's existing filters stay until it generates again.
+          this.logger.info({ service: s.key, envoyFilter: id }, 'kept: the service has generation problems');
+          continue;
+        }
+        if (this.stillRejected(s, id, 'delete')) {
+          counts.failed++;
+          continue;
+        }
+        ops.push({ operation: 'delete', key: s.key, id, current });
+      }
+    }
+    // Unattributed filters of ours (no breeze.io/service): only a full resync without any problem
+    // knows they are desired by nobody.
+    if (full && [...states.values()].every((s) => s.problems.length === 0)) {
+      for (const ef of orphans) {
+        const id = idOf(ef);
+        if (desiredBy.has(id)) continue;
+        const s = this.orphanState(states);
+        s.actual.set(id, ef);
+        ops.push({ operation: 'delete', key: s.key, id, current: ef });
+      }
+    }
+
+    await forEachLimited(ops, this.concurrency, (op) => this.execute(op, states, counts, signal));
+
+    if (this.o.adoptAeraki === true && this.sink.listForeign !== undefined && !signal.aborted) {
+      await this.adopt(states, signal);
+    }
+
+    for (const s of states.values()) this.finishKey(s, signal);
+    this.conditions(states);
+    this.updateGauges();
+    this.o.metrics?.reconcileDuration.observe({ trigger }, (this.clock.now() - started) / 1000);
+    const result: PushResult = { keys: keys.length, ...counts };
+    this.logger.info({ trigger, ...result, failing: this.failed.size }, 'reconciled');
+    return result;
+  }
+
+  private generate(key: string): ServiceOutput {
+    try {
+      return generateForKeys(this.store, [key], this.o.generation).get(key) ?? empty();
+    } catch (err) {
+      // A generator bug costs this service only (its filters are kept), never the push.
+      const message = `internal generator error: ${err instanceof Error ? err.message : String(err)}`;
+      return { envoyFilters: [], problems: [{ service: key, message }], notes: [] };
+    }
+  }
+
+  private orphanState(states: Map<string, KeyState>): KeyState {
+    const key = '(unattributed)';
+    let s = states.get(key);
+    if (s === undefined) {
+      s = {
+        key,
+        output: empty(),
+        problems: [],
+        desired: new Map(),
+        actual: new Map(),
+        failed: 0,
+        retryNotBefore: 0,
+        onlyRejected: true,
+      };
+      states.set(key, s);
+    }
+    return s;
+  }
+
+  /** A rejected (422, foreign) content still within its long backoff: not resent, still failing. */
+  private stillRejected(s: KeyState, id: string, content: string): boolean {
+    const r = this.rejected.get(id);
+    if (r === undefined) return false;
+    if (r.content !== content || r.until <= this.clock.now()) {
+      this.rejected.delete(id); // the content changed (or the backoff ran out): try again
+      return false;
+    }
+    s.failed++;
+    s.retryNotBefore = Math.max(s.retryNotBefore, r.until);
+    return true;
+  }
+
+  private async execute(
+    op: Op,
+    states: Map<string, KeyState>,
+    counts: Counts,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const s = states.get(op.key);
+    if (s === undefined) return;
+    const [namespace = '', name = ''] = op.id.split('/');
+    try {
+      if (signal.aborted) throw new BreezeError('API_RETRYABLE', 'aborted');
+      await this.bucket.take(signal);
+      if (op.operation === 'delete') {
+        await this.sink.delete(namespace, name, signal, op.current);
+        counts.deleted++;
+        this.succeeded(op, 'EnvoyFilterDeleted', `EnvoyFilter ${op.id} deleted`);
+      } else if (op.desired !== undefined) {
+        const outcome = await this.sink.apply(op.desired, signal, op.current);
+        if (outcome === 'unchanged') {
+          counts.unchanged++;
+          this.repaired(op.id);
+        } else if (outcome === 'updated' || (outcome === undefined && op.current !== undefined)) {
+          counts.updated++;
+          this.succeeded(op, 'EnvoyFilterUpdated', `EnvoyFilter ${op.id} updated`);
+        } else {
+          counts.created++;
+          this.succeeded(op, 'EnvoyFilterCreated', `EnvoyFilter ${op.id} created`);
+        }
+      }
+    } catch (err) {
+      counts.failed++;
+      s.failed++;
+      if (signal.aborted) {
+        s.onlyRejected = false;
+        return; // a lost lease, a shutdown: not the object's fault; the next leader resyncs
+      }
+      const e = toApiError(err, `${op.operation} ${op.id}`); // BreezeErrors pass through
+      const code = e.code;
+      const rejected = code === 'API_INVALID' || code === 'FOREIGN_OBJECT';
+      if (rejected) {
+        const until = this.clock.now() + this.invalidRetryMs;
+        this.rejected.set(op.id, {
+          content: op.desired === undefined ? 'delete' : contentOf(op.desired),
+          until,
+        });
+        s.retryNotBefore = Math.max(s.retryNotBefore, until);
+      } else {
+        s.onlyRejected = false;
+        if (e.retryAfterMs !== undefined)
+          s.retryNotBefore = Math.max(s.retryNotBefore, this.clock.now() + e.retryAfterMs);
+      }
+      this.fail(op.id, op.key, op.operation, code, e.status, e.message);
+      const target = op.desired ?? op.current;
+      for (const ref of this.involved(op.key, target))
+        this.eventer.event(
+          ref,
+          'Warning',
+          'EnvoyFilterFailed',
+          `EnvoyFilter ${op.id}: ${op.operation} failed: ${e.message}`,
+        );
+    }
+  }
+
+  private succeeded(
+    op: Op | { id: string; key: string; operation: Operation },
+    reason: EventReason,
+    message: string,
+  ): void {
+    this.repaired(op.id);
+    this.o.metrics?.reconcileWrites.inc({ operation: op.operation, result: 'success' });
+    this.logger.info({ service: op.key, envoyFilter: op.id, operation: op.operation }, message);
+    const target = 'desired' in op ? (op.desired ?? op.current) : undefined;
+    for (const ref of this.involved(op.key, target)) this.eventer.event(ref, 'Normal', reason, message);
+  }
+
+  private repaired(id: string): void {
+    this.failed.delete(id);
+    this.rejected.delete(id);
+  }
+
+  private fail(
+    id: string,
+    service: string,
+    operation: Operation,
+    code: BreezeErrorCode,
+    status: number | undefined,
+    message: string,
+  ): void {
+    const attempts = (this.failed.get(id)?.attempts ?? 0) + 1;
+    this.failed.set(id, {
+      object: id,
+      service,
+      operation,
+      code,
+      status,
+      message,
+      at: this.clock.now(),
+      attempts,
+    });
+    this.o.metrics?.reconcileWrites.inc({ operation, result: code });
+    this.logger.warn({ service, envoyFilter: id, operation, code, status, attempts }, message);
+  }
+
+  /** Retry bookkeeping and stale failure cleanup of one key after its operations. */
+  private finishKey(s: KeyState, signal: AbortSignal): void {
+    // Failures of objects this key no longer desires nor has are moot.
+    for (const [id, f] of this.failed) {
+      if (f.service !== s.key || f.operation === 'adopt_delete') continue;
+      if (!s.desired.has(id) && !s.actual.has(id)) this.repaired(id);
+    }
+    if (s.failed === 0) {
+      this.retries.delete(s.key);
+      return;
+    }
+    if (signal.aborted) return;
+    const attempts = (this.retries.get(s.key)?.attempts ?? 0) + 1;
+    const now = this.clock.now();
+    const backoff = s.onlyRejected ? 0 : backoffDelay(attempts, this.retryBackoff, this.random);
+    const at = Math.max(now + backoff, s.retryNotBefore);
+    this.retries.set(s.key, { at, attempts });
+    this.o.onRetry?.(s.key, at);
+  }
+
+  // ---- Aeraki migration ---------------------------------------------------------------------
+
+  private async adopt(states: Map<string, KeyState>, signal: AbortSignal): Promise<void> {
+    const sink = this.sink as EnvoyFilterSink & ForeignEnvoyFilters;
+    const ready = [...states.values()].filter(
+      (s) => s.problems.length === 0 && s.failed === 0 && s.desired.size > 0,
+    );
+    if (ready.length === 0) return;
+    if (this.aeraki === undefined) {
+      try {
+        await this.bucket.take(signal);
+        this.aeraki = await sink.listForeign(`${AERAKI_LABEL}=${AERAKI_VALUE}`, signal);
+      } catch (err) {
+        this.logger.warn(
+          { err: toApiError(err, 'list Aeraki EnvoyFilters').message },
+          'Aeraki EnvoyFilters not listed',
+        );
+        for (const s of ready) {
+          s.failed++;
+          s.onlyRejected = false;
+        }
+        return;
+      }
+    }
+    const work: { s: KeyState; ef: JsonRecord }[] = [];
+    for (const s of ready) {
+      const service = this.store.protocolService(s.key);
+      if (service === undefined) continue;
+      for (const ef of this.aeraki) if (this.replacedBy(ef, service, s)) work.push({ s, ef });
+    }
+    await forEachLimited(work, this.concurrency, async ({ s, ef }) => {
+      const id = idOf(ef);
+      const op = { id, key: s.key, operation: 'adopt_delete' as const };
+      try {
+        await this.bucket.take(signal);
+        await sink.deleteForeign(ef, AERAKI_LABEL, AERAKI_VALUE, signal);
+        this.aeraki = this.aeraki?.filter((a) => a !== ef);
+        this.succeeded(op, 'EnvoyFilterDeleted', `Aeraki's EnvoyFilter ${id} deleted: replaced by Breeze's`);
+      } catch (err) {
+        s.failed++;
+        if (signal.aborted) return;
+        const e = toApiError(err, `delete Aeraki's EnvoyFilter ${id}`);
+        if (e.code === 'FOREIGN_OBJECT') this.aeraki = this.aeraki?.filter((a) => a !== ef);
+        s.onlyRejected = false;
+        this.fail(id, s.key, 'adopt_delete', e.code, e.status, e.message);
+        for (const ref of this.involved(s.key, undefined))
+          this.eventer.event(ref, 'Warning', 'EnvoyFilterFailed', e.message);
+      }
+    });
+  }
+
+  /**
+   * Is this Aeraki EnvoyFilter the one Breeze's desired filters replace? Aeraki names them
+   * `aeraki-outbound-<host>-<vip>-<port>` and `aeraki-inbound-<host>-<port>` (older:
+   * `aeraki-outbound-<host>`, `aeraki-inbound-<host>`), from the service's first host, in the
+   * root namespace (or the service's own with namespace scope).
+   */
+  private replacedBy(ef: JsonRecord, service: ServiceView, s: KeyState): boolean {
+    const meta = asRecord(ef.metadata);
+    const labels = asRecord(meta?.labels);
+    if (labels?.[AERAKI_LABEL] !== AERAKI_VALUE) return false;
+    const ns = asString(meta?.namespace);
+    if (ns !== this.o.generation.rootNamespace && ns !== service.namespace) return false;
+    const name = asString(meta?.name) ?? '';
+    const host = service.hosts[0];
+    if (host === undefined) return false;
+    const names = new Set([...s.desired.keys()].map((id) => id.slice(id.indexOf('/') + 1)));
+    const ours = (n: string): boolean => names.has(n);
+    const outbound = `aeraki-outbound-${host}`;
+    const inbound = `aeraki-inbound-${host}`;
+    if (name === outbound)
+      return service.addresses.some((vip) =>
+        service.ports.some((p) => ours(outboundName(host, vip, p.number))),
+      );
+    if (name === inbound) return service.ports.some((p) => ours(inboundName(host, p.number)));
+    if (name.startsWith(`${outbound}-`)) {
+      const m = /^(.+)-(\d+)$/.exec(name.slice(outbound.length + 1));
+      return m !== null && ours(outboundName(host, m[1] ?? '', Number(m[2])));
+    }
+    if (name.startsWith(`${inbound}-`)) {
+      const m = /^(\d+)$/.exec(name.slice(inbound.length + 1));
+      return m !== null && ours(inboundName(host, Number(m[1])));
+    }
+    return false;
+  }
+
+  // ---- Events and status --------------------------------------------------------------------
+
+  /** The objects to report on: the service, and the Redis CRs an EnvoyFilter was generated from. */
+  private involved(key: string, envoyFilter: JsonRecord | undefined): InvolvedObject[] {
+    const out: InvolvedObject[] = [];
+    const refs = [
+      key,
+      ...(envoyFilter === undefined
+        ? []
+        : sourcesOf(envoyFilter).filter((k) => STATUS_KINDS[k.split('/')[0] ?? ''] !== undefined)),
+    ];
+    for (const ref of new Set(refs)) {
+      const [kind = '', namespace = '', name = ''] = ref.split('/');
+      if (name === '') continue;
+      const obj = this.store.get(kind, namespace, name)?.object;
+      const meta = asRecord(obj?.metadata);
+      const apiVersion =
+        asString(obj?.apiVersion) ??
+        STATUS_KINDS[kind]?.apiVersion ??
+        (kind === 'Service' ? 'v1' : 'networking.istio.io/v1');
+      const uid = asString(meta?.uid);
+      out.push({ apiVersion, kind, namespace, name, ...(uid === undefined ? {} : { uid }) });
+    }
+    return out;
+  }
+
+  /** EnvoyFilterGenerated on the RedisServices and RedisDestinations of the services just reconciled. */
+  private conditions(states: Map<string, KeyState>): void {
+    const verdicts = new Map<string, { ok: boolean; message: string }>();
+    for (const s of states.values()) {
+      const crs = new Set<string>();
+      for (const ef of [...s.desired.values(), ...s.actual.values()])
+        for (const src of sourcesOf(ef))
+          if (STATUS_KINDS[src.split('/')[0] ?? ''] !== undefined) crs.add(src);
+      const service = this.store.protocolService(s.key);
+      for (const host of service?.hosts ?? []) {
+        for (const kind of ['RedisService', 'RedisDestination'] as const)
+          for (const e of this.store.forHost(kind, host))
+            if (e.namespace === service?.namespace) crs.add(e.key);
+      }
+      if (crs.size === 0) continue;
+      const failure = [...this.failed.values()].find((f) => f.service === s.key);
+      const problem = s.problems[0];
+      const ok = problem === undefined && failure === undefined && s.failed === 0;
+      const message = ok
+        ? `EnvoyFilters of ${s.key} are up to date (${s.desired.size})`
+        : problem !== undefined
+          ? `generation: ${formatProblem(problem)}`
+          : `EnvoyFilter ${failure?.object ?? ''}: ${failure?.message ?? 'write failed'}`;
+      for (const cr of crs) {
+        const prev = verdicts.get(cr);
+        if (prev === undefined || (prev.ok && !ok)) verdicts.set(cr, { ok, message });
+      }
+    }
+    for (const [cr, v] of verdicts) {
+      const [kind = '', namespace = '', name = ''] = cr.split('/');
+      const obj = this.store.get(kind, namespace, name)?.object;
+      if (obj === undefined) continue;
+      this.eventer.condition(
+        { ...obj, kind },
+        {
+          status: v.ok ? 'True' : 'False',
+          reason: v.ok
+            ? 'Generated'
+            : v.message.startsWith('generation:')
+              ? 'GenerationFailed'
+              : 'WriteFailed',
+          message: v.message,
+        },
+      );
+    }
+  }
+
+  private updateGauges(): void {
+    const m = this.o.metrics;
+    if (m === undefined) return;
+    m.reconcileFailures.reset();
+    const byCode = new Map<string, number>();
+    for (const f of this.failed.values()) byCode.set(f.code, (byCode.get(f.code) ?? 0) + 1);
+    for (const [code, n] of byCode) m.reconcileFailures.set({ code }, n);
+    m.reconcileRetriesPending.set(this.retries.size);
+  }
+}
+
+function empty(): ServiceOutput {
+  return { envoyFilters: [], problems: [], notes: [] };
+}
+
+/** What a desired EnvoyFilter says (its content hash and annotations): a rejection is remembered by it. */
+function contentOf(ef: JsonRecord): string {
+  const a = annotationsOf(ef);
+  return `${a[CONTENT_HASH_ANNOTATION] ?? ''}|${JSON.stringify(a)}`;
+}
