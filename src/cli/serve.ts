@@ -10,7 +10,12 @@ import { BreezeError } from '../errors.js';
 import { asString, type JsonRecord } from '../model/json.js';
 import { handledKindOf } from '../model/kinds.js';
 import { ensureDevCertificates } from '../pki/certs.js';
-import { DirectoryPublisher } from '../reconcile/local.js';
+import { Controller } from '../reconcile/controller.js';
+import { KubernetesEventer } from '../reconcile/events.js';
+import { LeaderElector } from '../reconcile/leader.js';
+import { Reconciler } from '../reconcile/reconciler.js';
+import { DirectoryEnvoyFilterSink } from '../reconcile/sinks/directory.js';
+import { KubernetesEnvoyFilterSink } from '../reconcile/sinks/kubernetes.js';
 import { BreezeServer } from '../server/index.js';
 import { AdmissionFeed } from '../sources/admission.js';
 import { FileSource } from '../sources/file.js';
@@ -18,7 +23,7 @@ import { IstiodSource } from '../sources/istiod/ads.js';
 import { KubernetesSource } from '../sources/kubernetes/kubernetes.js';
 import type { Source } from '../sources/types.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
-import { createMetrics } from '../telemetry/metrics.js';
+import { createMetrics, type Metrics } from '../telemetry/metrics.js';
 
 /** Kinds the cache keeps besides the handled ones: Services read as ServiceEntries, Secrets for Redis auth. */
 function cacheable(object: JsonRecord): boolean {
@@ -33,10 +38,13 @@ function buildSources(config: ServeConfig, env: NodeJS.ProcessEnv, logger: Logge
   if (config.sources.includes('file'))
     sources.push(new FileSource(config.configDir, { logger, kinds: cacheable }));
   if (config.sources.includes('kubernetes')) {
-    const kubeConfig = new KubeConfig();
-    if (config.kubeconfig === undefined) kubeConfig.loadFromDefault();
-    else kubeConfig.loadFromFile(config.kubeconfig);
-    sources.push(new KubernetesSource({ kubeConfig, logger, relistIntervalMs: config.relistIntervalMs }));
+    sources.push(
+      new KubernetesSource({
+        kubeConfig: loadKubeConfig(config),
+        logger,
+        relistIntervalMs: config.relistIntervalMs,
+      }),
+    );
   }
   if (config.sources.includes('istiod') && config.istiodAddress !== undefined) {
     const podIp = env.POD_IP;
@@ -69,6 +77,104 @@ function buildSources(config: ServeConfig, env: NodeJS.ProcessEnv, logger: Logge
     );
   }
   return sources;
+}
+
+/** The EnvoyFilter writer: sink, reconciler, push loop and (cluster mode) leader election. */
+function buildWriter(
+  config: ServeConfig,
+  env: NodeJS.ProcessEnv,
+  store: ConfigStore,
+  logger: Logger,
+  metrics: Metrics,
+): { controller: Controller; begin: () => Promise<void>; stop: () => Promise<void> } {
+  const generation = {
+    rootNamespace: config.rootNamespace,
+    namespaceScope: config.envoyfilterNamespaceScope,
+    domain: config.domain,
+  };
+  const limits = { concurrency: config.apiConcurrency, qps: config.apiQps, burst: config.apiBurst };
+  // The reconciler reports retries to the controller, which is built after it.
+  const ref: { controller?: Controller } = {};
+  const onRetry = (key: string, at: number): void => ref.controller?.onRetry(key, at);
+  let reconciler: Reconciler;
+  let kubeConfig: KubeConfig | undefined;
+  if (config.mode === 'local') {
+    const sink = new DirectoryEnvoyFilterSink(config.outDir);
+    reconciler = new Reconciler({
+      store,
+      sink,
+      actual: () => sink.actual(),
+      generation,
+      logger,
+      metrics,
+      onRetry,
+      ...limits,
+    });
+  } else {
+    kubeConfig = loadKubeConfig(config);
+    reconciler = new Reconciler({
+      store,
+      sink: new KubernetesEnvoyFilterSink({ kubeConfig }),
+      generation,
+      logger,
+      metrics,
+      eventer: new KubernetesEventer({ kubeConfig, logger, instance: env.POD_NAME ?? hostname() }),
+      adoptAeraki: config.adoptAeraki,
+      onRetry,
+      ...limits,
+    });
+  }
+  const c = new Controller({
+    store,
+    reconciler,
+    logger,
+    metrics,
+    quietMs: config.debounceAfterMs,
+    maxMs: config.debounceMaxMs,
+    resyncIntervalMs: config.resyncIntervalMs,
+  });
+  ref.controller = c;
+  if (kubeConfig !== undefined && config.leaderElect) {
+    const elector = new LeaderElector({
+      kubeConfig,
+      namespace: config.leaseNamespace ?? env.POD_NAMESPACE ?? 'istio-system',
+      identity: env.POD_NAME ?? hostname(),
+      logger,
+      metrics,
+      onStartedLeading: (signal) => void c.startedLeading(signal),
+      onStoppedLeading: () => c.stoppedLeading(),
+    });
+    return {
+      controller: c,
+      begin: () => {
+        elector.start();
+        return Promise.resolve();
+      },
+      stop: async () => {
+        await elector.stop(); // steps down (no new writes), then releases the Lease
+        await c.stop();
+      },
+    };
+  }
+  // One writer without election: local mode, or a single replica with --leader-elect=false.
+  const always = new AbortController();
+  return {
+    controller: c,
+    begin: () => c.startedLeading(always.signal),
+    stop: async () => {
+      await c.flush();
+      always.abort();
+      c.stoppedLeading();
+      await c.stop();
+    },
+  };
+}
+
+function loadKubeConfig(config: ServeConfig): KubeConfig {
+  const kubeConfig = new KubeConfig();
+  if (config.kubeconfig === undefined) kubeConfig.loadFromDefault();
+  else kubeConfig.loadFromFile(config.kubeconfig);
+  return kubeConfig;
 }
 
 /** `breeze serve`: runs until SIGTERM or SIGINT, then drains and exits. */
@@ -122,31 +228,20 @@ export async function runServe(
     logger.info({ sources: sources.map((s) => s.name), objects: store.size }, 'config cache synced'),
   );
 
-  let publisher: DirectoryPublisher | undefined;
   const host = ['0.0.0.0', '::'].includes(config.listen.host) ? '127.0.0.1' : config.listen.host;
   const base = `https://${formatListenAddress({ host, port: server.webhookPort })}`;
+  const writer = buildWriter(config, env, store, logger, metrics);
+  writer.controller.start();
+  // Reconcile once the cache holds every source's initial state: never push from a partial view.
+  const writing = synced.then(() => writer.begin());
   if (config.mode === 'local') {
-    await synced;
-    publisher = new DirectoryPublisher(store, {
-      dir: config.outDir,
-      options: {
-        rootNamespace: config.rootNamespace,
-        namespaceScope: config.envoyfilterNamespaceScope,
-        domain: config.domain,
-      },
-      logger,
-      quietMs: config.debounceAfterMs,
-      maxMs: config.debounceMaxMs,
-    });
-    const generated = await publisher.start();
+    await writing;
     out(`Breeze local mode: ${store.size} objects from ${config.configDir}/ in the config cache`);
-    out(
-      `  envoyfilters  ${generated.envoyFilters} in ${config.outDir}/ (${generated.problems} problems), kept current as the cache changes`,
-    );
+    out(`  envoyfilters  written to ${config.outDir}/ and kept current as the cache changes`);
   } else {
     out(`Breeze cluster mode: sources ${config.sources.join(', ')}; ready once every source has synced`);
     out(
-      '  envoyfilters  not written yet in cluster mode (the reconciler is not part of this version): admission and cache only',
+      `  envoyfilters  reconciled into the cluster ${config.leaderElect ? 'by the elected leader' : 'by this replica'}`,
     );
   }
   out(`  webhook  POST ${base}/validate  POST ${base}/mutate`);
@@ -171,7 +266,10 @@ export async function runServe(
     stopping = true;
     logger.info({ signal }, 'shutting down: not ready, draining in-flight requests');
     feed.stop();
-    Promise.all([server.shutdown(), ...sources.map((s) => s.stop()), publisher?.stop()]).then(
+    Promise.all([
+      server.shutdown(),
+      writer.stop().then(() => Promise.all(sources.map((s) => s.stop()))),
+    ]).then(
       () => process.exit(0),
       (err: unknown) => {
         logger.error({ err }, 'shutdown failed');

@@ -23,6 +23,13 @@ export interface ServeConfig {
   readonly istiodCaFile: string | undefined;
   readonly istiodTokenFile: string | undefined;
   readonly relistIntervalMs: number;
+  readonly resyncIntervalMs: number;
+  readonly adoptAeraki: boolean;
+  readonly leaderElect: boolean;
+  readonly leaseNamespace: string | undefined;
+  readonly apiQps: number;
+  readonly apiBurst: number;
+  readonly apiConcurrency: number;
   readonly configDir: string;
   readonly outDir: string;
   readonly rootNamespace: string;
@@ -79,6 +86,21 @@ export const SERVE_FLAGS = {
     help: 'CA bundle to trust for TLS to istiod (the istio-ca-root-cert ConfigMap); plaintext when unset',
   },
   'istiod-token-file': { help: 'service-account token (audience istio-ca) sent to istiod as a bearer token' },
+  'resync-interval': {
+    help: 'full reconcile of every service (level-triggered repair)',
+    local: '5m',
+    cluster: '5m',
+  },
+  'adopt-aeraki': {
+    help: "true: remove Aeraki's EnvoyFilters (manager=Aeraki) once Breeze's replacements exist",
+    local: 'false',
+    cluster: 'false',
+  },
+  'leader-elect': { help: 'elect one writer among replicas with a Lease', local: 'false', cluster: 'true' },
+  'lease-namespace': { help: 'namespace of the leader Lease (default: POD_NAMESPACE, else istio-system)' },
+  'api-qps': { help: 'EnvoyFilter writes per second toward the API server', local: '20', cluster: '20' },
+  'api-burst': { help: 'burst of EnvoyFilter writes', local: '40', cluster: '40' },
+  'api-concurrency': { help: 'EnvoyFilter writes in flight at most', local: '4', cluster: '4' },
   'relist-interval': {
     help: 'full relist of every watched kind (repairs missed events)',
     local: '10m',
@@ -165,6 +187,10 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
       ? bad(flag, str(flag), 'must be a duration such as 500ms, 10s or 1m')
       : ms;
   };
+  const positive = (flag: ServeFlag): number => {
+    const n = Number(str(flag));
+    return Number.isInteger(n) && n > 0 ? n : bad(flag, str(flag), 'must be a positive integer');
+  };
   const bool = (flag: ServeFlag): boolean => {
     const v = str(flag).toLowerCase();
     if (v !== 'true' && v !== 'false') bad(flag, str(flag), 'must be true or false');
@@ -204,6 +230,13 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     istiodCaFile: raw('istiod-ca-file'),
     istiodTokenFile: raw('istiod-token-file'),
     relistIntervalMs: duration('relist-interval'),
+    resyncIntervalMs: duration('resync-interval'),
+    adoptAeraki: bool('adopt-aeraki'),
+    leaderElect: bool('leader-elect'),
+    leaseNamespace: raw('lease-namespace'),
+    apiQps: positive('api-qps'),
+    apiBurst: positive('api-burst'),
+    apiConcurrency: positive('api-concurrency'),
     configDir: str('config-dir'),
     outDir: str('out-dir'),
     rootNamespace: str('root-namespace'),

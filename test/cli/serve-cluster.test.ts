@@ -98,7 +98,15 @@ t.test('cluster mode: ready after sync; admission sees the watched config', asyn
       '--relist-interval',
       '5s',
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BREEZE_LOG_LEVEL: 'warn' } },
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        ...process.env,
+        BREEZE_LOG_LEVEL: 'warn',
+        POD_NAME: 'breeze-test-0',
+        POD_NAMESPACE: 'istio-system',
+      },
+    },
   );
   t.teardown(() => child.kill('SIGKILL'));
   let stderr = '';
@@ -158,6 +166,26 @@ t.test('cluster mode: ready after sync; admission sees the watched config', asyn
     answer.response.status.message,
     /^spec\.http\[0\]\.route: the weights of its 2 destinations sum to 110/,
   );
+  // The elected leader writes the service's EnvoyFilter into the cluster.
+  const efName = 'breeze-outbound-demo.dubbo.svc.cluster.local-240.240.0.9-20880';
+  let ef: any;
+  const efDeadline = Date.now() + 30_000;
+  while (ef === undefined && Date.now() < efDeadline) {
+    ef = api.get('networking.istio.io/v1alpha3', 'EnvoyFilter', 'istio-system', efName);
+    if (ef === undefined) await new Promise((r) => setTimeout(r, 200));
+  }
+  t.ok(ef, 'EnvoyFilter written by the leader');
+  t.equal(ef?.metadata.labels['app.kubernetes.io/managed-by'], 'breeze');
+  t.equal(
+    (api.get('coordination.k8s.io/v1', 'Lease', 'istio-system', 'breeze-leader') as any)?.spec.holderIdentity,
+    'breeze-test-0',
+  );
+
   child.kill('SIGTERM');
   t.equal((await once(child, 'exit'))[0], 0, 'clean exit');
+  t.equal(
+    (api.get('coordination.k8s.io/v1', 'Lease', 'istio-system', 'breeze-leader') as any)?.spec.holderIdentity,
+    '',
+    'the Lease is released on shutdown',
+  );
 });

@@ -279,8 +279,12 @@ t.test('410 after compaction: relist, nothing lost, nothing left behind', async 
   );
   t.equal((sink.get('ServiceEntry', 'apps', 'modify')?.spec as any).hosts[0], 'modified.example.com');
   t.equal(source.status().kinds.ServiceEntry?.lists, 2);
-  const watches = fake.requestsTo(`/apis/${ISTIO}/v1/serviceentries`, true);
-  t.ok(watches.length >= 3, 'watched again after the relist');
+  // The new watch starts right after the relist: wait for it rather than race it.
+  await waitFor(
+    'the watch after the relist',
+    () => fake.requestsTo(`/apis/${ISTIO}/v1/serviceentries`, true).length >= 3,
+  );
+  t.pass('watched again after the relist');
 
   // And the new watch works.
   fake.put(se('after'));
