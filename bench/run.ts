@@ -3,11 +3,13 @@ import { parseArgs } from 'node:util';
 import { runAdmissionBench } from './admission.js';
 import { runCacheBench } from './cache.js';
 import { runGenerateBench } from './generate.js';
+import { runReconcileBench } from './reconcile.js';
 
 const BENCHES: Record<string, (o: { duration: number }) => Promise<unknown>> = {
   admission: runAdmissionBench,
   generate: () => runGenerateBench(),
   cache: () => runCacheBench(),
+  reconcile: () => runReconcileBench(),
 };
 
 const { values, positionals } = parseArgs({
