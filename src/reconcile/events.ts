@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { asArray, asRecord, asString, isRecord, type JsonRecord } from '../model/json.js';
 import type { Logger } from '../telemetry/logger.js';
-import { kubeRequest, toApiError } from './kube.js';
+import { kubeRequest, toApiError } from '../kube/request.js';
 
 export type EventReason =
   'EnvoyFilterCreated' | 'EnvoyFilterUpdated' | 'EnvoyFilterDeleted' | 'EnvoyFilterFailed';

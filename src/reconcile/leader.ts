@@ -1,12 +1,10 @@
 // Leader election on a coordination.k8s.io/v1 Lease, with client-go's leaderelection semantics
 // (client-node has no elector). Only the leader writes EnvoyFilters; every replica serves
 // admission and keeps its caches warm, so a standby takes over without a cold start.
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { hostname } from 'node:os';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { asRecord, asString, isRecord, type JsonRecord } from '../model/json.js';
-import { isKubeApiError, KubeApiError } from '../sources/kubernetes/rest.js';
+import { isKubeApiError, kubeRequest } from '../kube/request.js';
+import { asRecord, asString, type JsonRecord } from '../model/json.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { sleepOn, systemClock, type Clock, type TimerHandle } from './clock.js';
@@ -423,62 +421,19 @@ export class LeaderElector {
     }
   }
 
-  /** A JSON request to the API server of the kubeconfig's current context (as rest.ts getJson). */
-  private async request(
+  /** A JSON request to the API server; the User-Agent names this replica in the server's logs. */
+  private request(
     method: 'GET' | 'POST' | 'PUT',
     path: string,
     body: JsonRecord | undefined,
     signal: AbortSignal,
   ): Promise<JsonRecord> {
-    signal.throwIfAborted();
-    const cluster = this.kc.getCurrentCluster();
-    if (cluster === null) throw new Error('the kubeconfig has no current cluster');
-    const url = new URL(cluster.server.replace(/\/+$/, '') + path);
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const headers: Record<string, string> = {
-      Accept: 'application/json',
-      'User-Agent': `breeze-leader-election/${this.identity}`,
-    };
-    if (payload !== undefined) {
-      headers['Content-Type'] = 'application/json';
-      headers['Content-Length'] = String(Buffer.byteLength(payload));
-    }
-    const options: RequestOptions = { method, headers };
-    await this.kc.applyToHTTPSOptions(options);
-    signal.throwIfAborted();
-    const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
-    return new Promise<JsonRecord>((resolve, reject) => {
-      const req = send(url, { ...options, signal }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('error', reject);
-        res.on('close', () => {
-          if (!res.complete) reject(new Error(`connection closed while reading ${url.pathname}`));
-        });
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          const status = res.statusCode ?? 0;
-          let parsed: unknown;
-          try {
-            parsed = JSON.parse(text);
-          } catch {
-            parsed = undefined;
-          }
-          if (status >= 200 && status < 300 && isRecord(parsed)) resolve(parsed);
-          else {
-            const r = isRecord(parsed) ? parsed : {};
-            reject(
-              new KubeApiError(
-                status,
-                asString(r.reason) ?? 'Unknown',
-                asString(r.message) ?? (text.slice(0, 200) || `HTTP ${status}`),
-              ),
-            );
-          }
-        });
-      });
-      req.on('error', reject);
-      req.end(payload);
+    return kubeRequest(this.kc, {
+      method,
+      path,
+      body,
+      signal,
+      headers: { 'User-Agent': `breeze-leader-election/${this.identity}` },
     });
   }
 }

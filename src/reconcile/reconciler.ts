@@ -34,7 +34,7 @@ import { backoffDelay, type BackoffOptions } from '../sources/kubernetes/backoff
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { NoopEventer, STATUS_KINDS, type EventReason, type Eventer, type InvolvedObject } from './events.js';
-import { toApiError } from './kube.js';
+import { toApiError } from '../kube/request.js';
 import { annotationsOf, idOf, isBreezeOwned, sameContent, serviceKeyOf, sourcesOf } from './owned.js';
 import { forEachLimited, SYSTEM_CLOCK, TokenBucket, type Clock } from './ratelimit.js';
 import type { EnvoyFilterSink, PushResult } from './types.js';

@@ -19,7 +19,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { BreezeError } from '../../errors.js';
 import { asArray, asRecord, asString, isRecord, type JsonRecord } from '../../model/json.js';
 import { isKubeApiError } from '../../sources/kubernetes/rest.js';
-import { kubeRequest, toApiError } from '../kube.js';
+import { kubeRequest, toApiError } from '../../kube/request.js';
 import { isBreezeOwned, labelsOf, sameContent } from '../owned.js';
 import type { ApplyOutcome, EnvoyFilterSink } from '../types.js';
 

@@ -1,12 +1,37 @@
-// Writes to the API server for the reconciler, its sink and its Events: one JSON request with
-// client-node's authentication (as rest.ts's getJson does for reads), a whole-request deadline and
-// the caller's AbortSignal, and the mapping of every failure to a stable BreezeError code.
+// One JSON request to the API server, with client-node's authentication and TLS
+// (`applyToHTTPSOptions`: tokens, client certificates, exec plugins, CA) but no typed models:
+// bodies stay raw JSON (timestamps stay strings, unknown fields survive). Every Kubernetes call
+// of Breeze's own (lists, Secret reads, EnvoyFilter writes, Events, Leases) goes through here.
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { BreezeError, isBreezeError } from '../errors.js';
 import { asString, isRecord, type JsonRecord } from '../model/json.js';
-import { KubeApiError } from '../sources/kubernetes/rest.js';
+
+/** A non-2xx answer of the API server, with the `Status` reason when it sent one. */
+export class KubeApiError extends Error {
+  override readonly name = 'KubeApiError';
+  constructor(
+    readonly status: number,
+    readonly reason: string,
+    message: string,
+    /** From Retry-After (429, 503), in milliseconds. */
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
+}
+
+export function isKubeApiError(err: unknown, status?: number): err is KubeApiError {
+  return err instanceof KubeApiError && (status === undefined || err.status === status);
+}
+
+/** The API path of a collection: `/api/v1/services`, `/apis/<group>/<version>/<resource>`. */
+export function collectionPath(group: string, version: string, resource: string, namespace?: string): string {
+  const base = group === '' ? `/api/${version}` : `/apis/${group}/${version}`;
+  const ns = namespace === undefined ? '' : `/namespaces/${encodeURIComponent(namespace)}`;
+  return `${base}${ns}/${resource}`;
+}
 
 export interface KubeRequest {
   readonly method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -17,8 +42,10 @@ export interface KubeRequest {
   /** Default application/json when there is a body. */
   readonly contentType?: string;
   readonly signal?: AbortSignal;
-  /** Whole-request deadline. */
-  readonly timeoutMs: number;
+  /** Whole-request deadline; none when unset (the caller's signal bounds it). */
+  readonly timeoutMs?: number;
+  /** Extra headers (e.g. a User-Agent naming the replica). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -33,18 +60,22 @@ export async function kubeRequest(kc: KubeConfig, req: KubeRequest): Promise<Jso
   for (const [k, v] of Object.entries(req.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
   const body =
     req.body === undefined ? undefined : typeof req.body === 'string' ? req.body : JSON.stringify(req.body);
-  const headers: Record<string, string> = { Accept: 'application/json' };
+  const headers: Record<string, string> = { Accept: 'application/json', ...req.headers };
   if (body !== undefined) {
     headers['Content-Type'] = req.contentType ?? 'application/json';
     headers['Content-Length'] = String(Buffer.byteLength(body));
   }
   const options: RequestOptions = { method: req.method, headers };
   await kc.applyToHTTPSOptions(options);
-  const deadline = AbortSignal.timeout(req.timeoutMs);
-  const signal = req.signal === undefined ? deadline : AbortSignal.any([req.signal, deadline]);
+  const signals = [
+    ...(req.signal === undefined ? [] : [req.signal]),
+    ...(req.timeoutMs === undefined ? [] : [AbortSignal.timeout(req.timeoutMs)]),
+  ];
+  const signal = signals.length === 0 ? undefined : AbortSignal.any(signals);
+  signal?.throwIfAborted();
   const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
   return new Promise<JsonRecord>((resolve, reject) => {
-    const r = send(url, { ...options, signal }, (res) => {
+    const r = send(url, signal === undefined ? options : { ...options, signal }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('error', reject);
