@@ -75,6 +75,23 @@ export function schemaIncludeDirs(): string[] {
   return [local, ...deps, pbjs];
 }
 
+/** Loads proto files into a new Root, resolving imports through schemaIncludeDirs(). */
+export function loadProtoRoot(entryFiles: readonly string[]): Root {
+  const dirs = schemaIncludeDirs();
+  const root = new protobuf.Root();
+  root.resolvePath = (origin, target) => {
+    if (isAbsolute(target)) return target;
+    for (const dir of dirs) {
+      const candidate = join(dir, target);
+      if (existsSync(candidate)) return candidate;
+    }
+    return protobuf.util.path.resolve(origin, target);
+  };
+  root.loadSync([...entryFiles], { keepCase: true });
+  root.resolveAll();
+  return root;
+}
+
 /**
  * The protobufjs Root with Breeze's Envoy schema, loaded on first use (keepCase: field names are
  * the protos' snake_case names). Throws BreezeError('SCHEMA') when the protos cannot be loaded.
@@ -84,19 +101,7 @@ export function schemaRoot(): Root {
   if (cachedLoadError !== undefined) throw cachedLoadError;
   const started = performance.now();
   try {
-    const dirs = schemaIncludeDirs();
-    const root = new protobuf.Root();
-    root.resolvePath = (origin, target) => {
-      if (isAbsolute(target)) return target;
-      for (const dir of dirs) {
-        const candidate = join(dir, target);
-        if (existsSync(candidate)) return candidate;
-      }
-      return protobuf.util.path.resolve(origin, target);
-    };
-    root.loadSync([...SCHEMA_ENTRY_FILES], { keepCase: true });
-    root.resolveAll();
-    cachedRoot = root;
+    cachedRoot = loadProtoRoot(SCHEMA_ENTRY_FILES);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     cachedLoadError = new BreezeError('SCHEMA', `cannot load Envoy's proto files: ${message}`, {

@@ -4,12 +4,9 @@
 // Loaded on first use (about 30 files, tens of milliseconds) with keepCase: field names are the
 // protos' snake_case names, except protobufjs's bundled google.protobuf types (Struct's Value is
 // `stringValue`, Duration is `{seconds, nanos}`).
-import { existsSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
 import type { ServiceDefinition } from '@grpc/grpc-js';
-import protobuf from 'protobufjs';
 import type { Root, Type } from 'protobufjs';
-import { schemaIncludeDirs } from '../../envoy/schema.js';
+import { loadProtoRoot } from '../../envoy/schema.js';
 
 export const ADS_SERVICE = 'envoy.service.discovery.v3.AggregatedDiscoveryService';
 export const ADS_METHOD = 'StreamAggregatedResources';
@@ -84,18 +81,7 @@ let cached: IstioProtos | undefined;
 /** Loads (once) and returns the Root with the ADS envelope and the Istio protos Breeze reads. */
 export function istioProtos(): IstioProtos {
   if (cached !== undefined) return cached;
-  const dirs = schemaIncludeDirs();
-  const root = new protobuf.Root();
-  root.resolvePath = (origin, target) => {
-    if (isAbsolute(target)) return target;
-    for (const dir of dirs) {
-      const candidate = join(dir, target);
-      if (existsSync(candidate)) return candidate;
-    }
-    return protobuf.util.path.resolve(origin, target);
-  };
-  root.loadSync([...ISTIO_ENTRY_FILES], { keepCase: true });
-  root.resolveAll();
+  const root = loadProtoRoot(ISTIO_ENTRY_FILES);
   const request = root.lookupType('envoy.service.discovery.v3.DiscoveryRequest');
   const response = root.lookupType('envoy.service.discovery.v3.DiscoveryResponse');
   const resource = root.lookupType(MCP_RESOURCE_TYPE);
