@@ -2,6 +2,7 @@ import { BreezeError } from '../errors.js';
 import { asRecord, asString, type JsonRecord } from '../model/json.js';
 import { handledKind, objectRef, type HandledKind } from '../model/kinds.js';
 import type { ConfigView } from '../cache/store.js';
+import { guardEnvoyFilter } from './envoyfilter-guard.js';
 import { mutateServiceEntry } from './mutators/serviceentry.js';
 import {
   allow,
@@ -35,6 +36,8 @@ export interface AdmissionDeps {
   readonly vips: VipAllocator;
   /** Called for every allowed, non-dryRun change seen by the validating webhook. */
   readonly onAdmitted?: (change: AdmittedChange) => void;
+  /** Usernames allowed to change Breeze's EnvoyFilters (Breeze's own service account). */
+  readonly breezeUsers?: readonly string[];
 }
 
 /** One line of the decision log (no object bodies, no secrets). */
@@ -116,6 +119,10 @@ function recordOf(webhook: Webhook, req: AdmissionRequest, d: Decision): Decisio
 }
 
 function decide(webhook: Webhook, req: AdmissionRequest, deps: AdmissionDeps): Decision {
+  if (webhook === 'validate') {
+    const guarded = guardEnvoyFilter(req, deps.breezeUsers ?? []);
+    if (guarded !== undefined) return guarded;
+  }
   const kind = handledKind(req.group, req.version, req.kind);
   if (kind === undefined) return allow();
   const source = req.object ?? req.oldObject ?? {};

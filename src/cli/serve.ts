@@ -210,6 +210,11 @@ export async function runServe(
     view: store,
     vips: new VipAllocator(new Ipv4Range(config.vipCidr), store),
     ...(config.sources.includes('admission') ? { onAdmitted: feed.record } : {}),
+    // Who may change Breeze's EnvoyFilters: Breeze's own service account (downward API).
+    breezeUsers:
+      env.POD_NAMESPACE !== undefined && env.POD_SERVICE_ACCOUNT !== undefined
+        ? [`system:serviceaccount:${env.POD_NAMESPACE}:${env.POD_SERVICE_ACCOUNT}`]
+        : [],
   };
   feed.start();
   // Serving starts at once (liveness); readiness waits for every source's initial state.

@@ -37,7 +37,8 @@ for (const dir of readdirSync(root).sort()) {
         const store = new ConfigStore();
         for (const o of fx.cache ?? []) store.upsert(o, 'file');
         const vips = new VipAllocator(new Ipv4Range('240.240.0.0/16'), store);
-        const res = admit(fx.webhook, structuredClone(fx.review), { view: store, vips });
+        const deps = { view: store, vips, breezeUsers: ['system:serviceaccount:istio-system:breeze'] };
+        const res = admit(fx.webhook, structuredClone(fx.review), deps);
         t.equal(res.httpStatus, fx.expect.httpStatus ?? 200, 'HTTP status');
         const body = res.body as any;
         t.equal(body.apiVersion, fx.review.apiVersion, 'answers in the request version');
@@ -68,7 +69,7 @@ for (const dir of readdirSync(root).sort()) {
           const again = structuredClone(fx.review) as any;
           again.request.object = patched;
           again.request.uid = `${fx.review.request.uid}-again`;
-          const res2 = admit(fx.webhook, again, { view: store, vips }).body as any;
+          const res2 = admit(fx.webhook, again, deps).body as any;
           t.equal(res2.response.patch, undefined, 'mutating the result again yields no patch');
         }
       });
