@@ -1,4 +1,4 @@
-import { hostname } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { AdmissionDeps } from '../admission/handler.js';
@@ -10,6 +10,7 @@ import { BreezeError } from '../errors.js';
 import { asString, type JsonRecord } from '../model/json.js';
 import { handledKindOf } from '../model/kinds.js';
 import { ensureDevCertificates } from '../pki/certs.js';
+import { SelfManagedCertificates } from '../pki/selfmanaged.js';
 import { Controller } from '../reconcile/controller.js';
 import { KubernetesEventer } from '../reconcile/events.js';
 import { LeaderElector } from '../reconcile/leader.js';
@@ -86,6 +87,7 @@ function buildWriter(
   store: ConfigStore,
   logger: Logger,
   metrics: Metrics,
+  certs?: SelfManagedCertificates,
 ): { controller: Controller; begin: () => Promise<void>; stop: () => Promise<void> } {
   const generation = {
     rootNamespace: config.rootNamespace,
@@ -141,8 +143,15 @@ function buildWriter(
       identity: env.POD_NAME ?? hostname(),
       logger,
       metrics,
-      onStartedLeading: (signal) => void c.startedLeading(signal),
-      onStoppedLeading: () => c.stoppedLeading(),
+      onStartedLeading: (signal) => {
+        void c.startedLeading(signal);
+        // Self-managed certificates: the leader keeps caBundle and the pairs current.
+        void certs?.lead(signal);
+      },
+      onStoppedLeading: async () => {
+        c.stoppedLeading();
+        await certs?.stopLeading();
+      },
     });
     return {
       controller: c,
@@ -160,11 +169,15 @@ function buildWriter(
   const always = new AbortController();
   return {
     controller: c,
-    begin: () => c.startedLeading(always.signal),
+    begin: () => {
+      void certs?.lead(always.signal);
+      return c.startedLeading(always.signal);
+    },
     stop: async () => {
       await c.flush();
       always.abort();
       c.stoppedLeading();
+      await certs?.stopLeading();
       await c.stop();
     },
   };
@@ -203,6 +216,26 @@ export async function runServe(
     );
   }
 
+  // Self-managed certificates: every replica serves the pair kept in the Secret (created on the
+  // first start), written to files the certificate reloader follows.
+  let certs: SelfManagedCertificates | undefined;
+  if (config.tlsMode === 'self-managed' && config.tlsSecret !== undefined) {
+    certs = new SelfManagedCertificates({
+      kubeConfig: loadKubeConfig(config),
+      namespace: env.POD_NAMESPACE ?? 'istio-system',
+      secretName: config.tlsSecret,
+      serviceName: config.webhookService,
+      webhookConfigurations: {
+        validating: config.webhookConfiguration,
+        mutating: config.webhookConfiguration,
+      },
+      certDir: join(tmpdir(), 'breeze-tls'),
+      clusterDomain: config.domain,
+      logger,
+    });
+    await certs.start();
+  }
+
   const store = new ConfigStore(config.domain);
   const sources = buildSources(config, env, logger);
   const feed = new AdmissionFeed(store, { graceMs: config.admissionGraceMs, logger, metrics });
@@ -221,8 +254,8 @@ export async function runServe(
   const server = await BreezeServer.start({
     listen: config.listen,
     healthListen: config.healthListen,
-    certFile: config.tlsCertFile,
-    keyFile: config.tlsKeyFile,
+    certFile: certs?.certFile ?? config.tlsCertFile,
+    keyFile: certs?.keyFile ?? config.tlsKeyFile,
     admission,
     logger,
     metrics,
@@ -235,7 +268,7 @@ export async function runServe(
 
   const host = ['0.0.0.0', '::'].includes(config.listen.host) ? '127.0.0.1' : config.listen.host;
   const base = `https://${formatListenAddress({ host, port: server.webhookPort })}`;
-  const writer = buildWriter(config, env, store, logger, metrics);
+  const writer = buildWriter(config, env, store, logger, metrics, certs);
   writer.controller.start();
   // Reconcile once the cache holds every source's initial state: never push from a partial view.
   const writing = synced.then(() => writer.begin());
@@ -273,7 +306,7 @@ export async function runServe(
     feed.stop();
     Promise.all([
       server.shutdown(),
-      writer.stop().then(() => Promise.all(sources.map((s) => s.stop()))),
+      writer.stop().then(() => Promise.all([...sources.map((s) => s.stop()), certs?.stop()])),
     ]).then(
       () => process.exit(0),
       (err: unknown) => {

@@ -6,6 +6,8 @@ import { parseListenAddress, type ListenAddress } from './address.js';
 import { parseGoDuration } from '../model/duration.js';
 
 export type Mode = 'local' | 'cluster';
+export const TLS_MODES = ['files', 'self-managed'] as const;
+export type TlsMode = (typeof TLS_MODES)[number];
 export const SOURCES = ['admission', 'file', 'kubernetes', 'istiod'];
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -17,6 +19,13 @@ export interface ServeConfig {
   readonly healthListen: ListenAddress;
   readonly tlsCertFile: string;
   readonly tlsKeyFile: string;
+  /** files: --tls-cert-file/--tls-key-file; self-managed: Breeze's own CA and pair in --tls-secret. */
+  readonly tlsMode: TlsMode;
+  readonly tlsSecret: string | undefined;
+  /** The webhook Service in POD_NAMESPACE (self-managed: the serving certificate's names). */
+  readonly webhookService: string;
+  /** Name of both webhook configurations (self-managed: where caBundle is patched). */
+  readonly webhookConfiguration: string;
   readonly kubeconfig: string | undefined;
   readonly sources: readonly string[];
   readonly istiodAddress: string | undefined;
@@ -72,6 +81,22 @@ export const SERVE_FLAGS = {
     help: 'serving key (PEM), reloaded on change',
     local: 'certs/tls.key',
     cluster: '/etc/breeze/tls/tls.key',
+  },
+  'tls-mode': {
+    help: "files (--tls-cert-file/--tls-key-file) or self-managed (Breeze's own CA and serving pair in --tls-secret, caBundle patched by the leader; cluster mode)",
+    local: 'files',
+    cluster: 'files',
+  },
+  'tls-secret': { help: 'self-managed: the Secret (in POD_NAMESPACE) holding the CA and serving pair' },
+  'webhook-service': {
+    help: "self-managed: the webhook's Service in POD_NAMESPACE (the certificate's DNS names)",
+    local: 'breeze',
+    cluster: 'breeze',
+  },
+  'webhook-configuration': {
+    help: 'self-managed: name of the validating and the mutating webhook configuration',
+    local: 'breeze',
+    cluster: 'breeze',
   },
   kubeconfig: { help: 'kubeconfig path (cluster mode; in-cluster config when unset)' },
   sources: {
@@ -218,12 +243,28 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
   } catch (err) {
     throw new BreezeError('BAD_FLAG', (err as Error).message);
   }
+  const tlsMode =
+    TLS_MODES.find((m) => m === str('tls-mode')) ??
+    bad('tls-mode', str('tls-mode'), `must be one of ${TLS_MODES.join(', ')}`);
+  if (tlsMode === 'self-managed') {
+    if (mode !== 'cluster') bad('tls-mode', tlsMode, 'needs --mode cluster');
+    const secret = raw('tls-secret') ?? '';
+    if (!isDnsName(secret)) bad('tls-secret', secret, 'must name a Secret when --tls-mode is self-managed');
+    if (!isDnsName(str('webhook-service')))
+      bad('webhook-service', str('webhook-service'), 'must be a Service name');
+    if (!isDnsName(str('webhook-configuration')))
+      bad('webhook-configuration', str('webhook-configuration'), 'must be a webhook configuration name');
+  }
   const config: ServeConfig = {
     mode,
     listen: address('listen'),
     healthListen: address('health-listen'),
     tlsCertFile: str('tls-cert-file'),
     tlsKeyFile: str('tls-key-file'),
+    tlsMode,
+    tlsSecret: raw('tls-secret'),
+    webhookService: str('webhook-service'),
+    webhookConfiguration: str('webhook-configuration'),
     kubeconfig: raw('kubeconfig'),
     sources,
     istiodAddress: raw('istiod-address'),

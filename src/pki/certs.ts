@@ -58,10 +58,12 @@ function withNewline(pem: string): string {
 }
 
 /** Creates a self-signed CA (basicConstraints CA, keyCertSign) valid for `days` (default 10 years). */
-export async function createCa(opts: { commonName?: string; days?: number } = {}): Promise<PemPair> {
+export async function createCa(
+  opts: { commonName?: string; days?: number; notBefore?: Date } = {},
+): Promise<PemPair> {
   const x509 = await loadX509();
   const keys = await globalThis.crypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify']);
-  const notBefore = new Date(Date.now() - BACKDATE_MS);
+  const notBefore = opts.notBefore ?? new Date(Date.now() - BACKDATE_MS);
   const notAfter = new Date(notBefore.getTime() + (opts.days ?? 3650) * DAY_MS);
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: randomSerial(),

@@ -403,15 +403,25 @@ t.test('certificate modes', async (t) => {
     t.equal(find(objs, 'Secret').length, 0, 'the chart renders no Secret');
   }
 
-  // selfManaged is rejected by the schema; the template branch exists for the coming controller.
-  const selfManaged = await render(['tls.mode=selfManaged'], ['--skip-schema-validation']);
+  // selfManaged: Breeze's own certificate controller; the schema accepts it.
+  const selfManaged = await render(['tls.mode=selfManaged']);
   t.same(
     args(selfManaged).slice(
       args(selfManaged).indexOf('--tls-mode'),
-      args(selfManaged).indexOf('--tls-mode') + 4,
+      args(selfManaged).indexOf('--tls-mode') + 8,
     ),
-    ['--tls-mode', 'self-managed', '--tls-secret', `${FULLNAME}-tls`],
+    [
+      '--tls-mode',
+      'self-managed',
+      '--tls-secret',
+      `${FULLNAME}-tls`,
+      '--webhook-service',
+      FULLNAME,
+      '--webhook-configuration',
+      FULLNAME,
+    ],
   );
+  t.notOk(args(selfManaged).includes('--tls-cert-file'), 'no certificate files in selfManaged mode');
   const patchRule = (one(selfManaged, 'ClusterRole', FULLNAME).rules as K8sObject[]).find((r) =>
     r.apiGroups.includes('admissionregistration.k8s.io'),
   );
@@ -503,7 +513,6 @@ t.test('values.schema.json rejects bad values', async (t) => {
     [['replicaCount=two'], /replicaCount/],
     [['replicaCount=0'], /replicaCount/],
     [['tls.mode=bogus'], /tls\/mode/],
-    [['tls.mode=selfManaged'], /tls\/mode/],
     [['tls.mode=existingSecret', 'tls.existingSecret=my-tls'], /caBundle/],
     [['tls.mode=existingSecret', `tls.caBundle=${CA_BUNDLE}`], /existingSecret/],
     [['webhook.validating.failurePolicy=Maybe'], /failurePolicy/],

@@ -49,6 +49,11 @@ t.test('every bad value names its flag', async (t) => {
     [['--mode', 'cluster', '--sources', 'istiod'], {}, /--istiod-address is required/],
     [['--sources', 'file,kubernetes'], {}, /--sources .* kubernetes and istiod need --mode cluster/],
     [['--domain', 'bad_domain'], {}, /--domain .* must be a DNS name/],
+    [['--tls-mode', 'self-managed', '--tls-secret', 'breeze-tls'], {}, /--tls-mode .* needs --mode cluster/],
+    [['--mode', 'cluster', '--tls-mode', 'self-managed'], {}, /--tls-secret .* must name a Secret/],
+    [['--tls-mode', 'vault'], {}, /--tls-mode .* must be one of files, self-managed/],
+    [['--api-qps', '0'], {}, /--api-qps .* must be a positive integer/],
+    [['--leader-elect', 'maybe'], {}, /--leader-elect .* must be true or false/],
     [['--nope', 'x'], {}, /Unknown option '--nope'/],
   ];
   for (const [argv, env, re] of cases)
