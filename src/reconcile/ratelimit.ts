@@ -1,15 +1,4 @@
-import { setTimeout as delay } from 'node:timers/promises';
-
-export interface Clock {
-  now(): number;
-  /** Resolves after `ms` (or earlier, rejecting, when `signal` aborts). */
-  sleep(ms: number, signal?: AbortSignal): Promise<void>;
-}
-
-export const SYSTEM_CLOCK: Clock = {
-  now: () => Date.now(),
-  sleep: (ms, signal) => delay(ms, undefined, signal === undefined ? undefined : { signal }),
-};
+import { sleepOn, systemClock, type Clock } from './clock.js';
 
 /**
  * A token bucket: `qps` tokens per second, at most `burst` saved up. `take` waits for a token;
@@ -23,7 +12,7 @@ export class TokenBucket {
   constructor(
     readonly qps: number,
     readonly burst: number,
-    private readonly clock: Clock = SYSTEM_CLOCK,
+    private readonly clock: Clock = systemClock,
   ) {
     if (!(qps > 0) || !(burst >= 1)) throw new RangeError('qps must be > 0 and burst >= 1');
     this.tokens = burst;
@@ -44,7 +33,7 @@ export class TokenBucket {
       for (;;) {
         signal?.throwIfAborted();
         if (this.tryTake()) return;
-        await this.clock.sleep(Math.ceil(((1 - this.tokens) * 1000) / this.qps), signal);
+        await sleepOn(this.clock, Math.ceil(((1 - this.tokens) * 1000) / this.qps), signal);
       }
     });
     this.queue = turn.catch(() => undefined);

@@ -36,7 +36,8 @@ import type { Metrics } from '../telemetry/metrics.js';
 import { NoopEventer, STATUS_KINDS, type EventReason, type Eventer, type InvolvedObject } from './events.js';
 import { toApiError } from '../kube/request.js';
 import { annotationsOf, idOf, isBreezeOwned, sameContent, serviceKeyOf, sourcesOf } from './owned.js';
-import { forEachLimited, SYSTEM_CLOCK, TokenBucket, type Clock } from './ratelimit.js';
+import { systemClock, type Clock } from './clock.js';
+import { forEachLimited, TokenBucket } from './ratelimit.js';
 import type { EnvoyFilterSink, PushResult } from './types.js';
 
 /** Label Aeraki puts on the EnvoyFilters it writes. */
@@ -163,7 +164,7 @@ export class Reconciler {
     this.actual = o.actual ?? storeActual(o.store);
     this.logger = o.logger.child({ component: 'reconciler' });
     this.eventer = o.eventer ?? new NoopEventer();
-    this.clock = o.clock ?? SYSTEM_CLOCK;
+    this.clock = o.clock ?? systemClock;
     this.random = o.random ?? Math.random;
     this.concurrency = Math.max(1, o.concurrency ?? 4);
     this.bucket = new TokenBucket(o.qps ?? 20, o.burst ?? 40, this.clock);

@@ -3,7 +3,8 @@
 import t from 'tap';
 import { BreezeError } from '../../src/errors.js';
 import { RecordingEventer } from '../../src/reconcile/events.js';
-import { TokenBucket, type Clock } from '../../src/reconcile/ratelimit.js';
+import type { Clock } from '../../src/reconcile/clock.js';
+import { TokenBucket } from '../../src/reconcile/ratelimit.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import { dubboSE, memoryEnv } from './fixtures.js';
 
@@ -97,7 +98,7 @@ t.test('errors stay reported per object: a later success does not mask them', as
 
 t.test('a 422 is not retried in a hot loop: same content waits for the long backoff', async (t) => {
   let now = 1_000_000;
-  const clock: Clock = { now: () => now, sleep: async () => {} };
+  const clock: Clock = { now: () => now, setTimeout: () => 0, clearTimeout: () => undefined };
   const { store, sink, reconciler } = memoryEnv({ clock, invalidRetryMs: 600_000 });
   store.upsert(dubboSE(1), 'kubernetes');
   const bad = 'breeze-inbound-svc-1.example.com-20880';
@@ -127,7 +128,7 @@ t.test('a 422 is not retried in a hot loop: same content waits for the long back
 
 t.test('retryable failures back off exponentially per key', async (t) => {
   const now = 0;
-  const clock: Clock = { now: () => now, sleep: async () => {} };
+  const clock: Clock = { now: () => now, setTimeout: () => 0, clearTimeout: () => undefined };
   const { store, sink, reconciler } = memoryEnv({ clock, retryBackoff: { initialMs: 100, maxMs: 1000 } });
   store.upsert(dubboSE(1), 'kubernetes');
   sink.failing.set('breeze-inbound-svc-1.example.com-20880', new BreezeError('API_RETRYABLE', 'HTTP 503'));
@@ -142,12 +143,16 @@ t.test('retryable failures back off exponentially per key', async (t) => {
 t.test('token bucket: burst, then qps', async (t) => {
   let now = 0;
   const slept: number[] = [];
+  // Time jumps by whatever is slept: each timer fires at once, `ms` later.
   const clock: Clock = {
     now: () => now,
-    sleep: async (ms) => {
+    setTimeout: (fn, ms) => {
       slept.push(ms);
       now += ms;
+      queueMicrotask(fn);
+      return 0;
     },
+    clearTimeout: () => undefined,
   };
   const b = new TokenBucket(10, 3, clock);
   for (let i = 0; i < 5; i++) await b.take();
