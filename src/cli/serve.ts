@@ -34,14 +34,19 @@ function cacheable(object: JsonRecord): boolean {
 }
 
 /** The sources `--sources` selects (admission is the feed, wired into the webhook, not a Source). */
-function buildSources(config: ServeConfig, env: NodeJS.ProcessEnv, logger: Logger): Source[] {
+function buildSources(
+  config: ServeConfig,
+  env: NodeJS.ProcessEnv,
+  logger: Logger,
+  kubeConfig: KubeConfig | undefined,
+): Source[] {
   const sources: Source[] = [];
   if (config.sources.includes('file'))
     sources.push(new FileSource(config.configDir, { logger, kinds: cacheable }));
   if (config.sources.includes('kubernetes')) {
     sources.push(
       new KubernetesSource({
-        kubeConfig: loadKubeConfig(config),
+        kubeConfig: kubeConfig ?? loadKubeConfig(config),
         logger,
         relistIntervalMs: config.relistIntervalMs,
       }),
@@ -87,6 +92,7 @@ function buildWriter(
   store: ConfigStore,
   logger: Logger,
   metrics: Metrics,
+  clusterConfig: KubeConfig | undefined,
   certs?: SelfManagedCertificates,
 ): { controller: Controller; begin: () => Promise<void>; stop: () => Promise<void> } {
   const generation = {
@@ -113,7 +119,7 @@ function buildWriter(
       ...limits,
     });
   } else {
-    kubeConfig = loadKubeConfig(config);
+    kubeConfig = clusterConfig ?? loadKubeConfig(config);
     reconciler = new Reconciler({
       store,
       sink: new KubernetesEnvoyFilterSink({ kubeConfig }),
@@ -216,12 +222,15 @@ export async function runServe(
     );
   }
 
+  // Cluster mode: one kubeconfig for sources, writer and certificates (read once).
+  const kubeConfig = config.mode === 'cluster' ? loadKubeConfig(config) : undefined;
+
   // Self-managed certificates: every replica serves the pair kept in the Secret (created on the
   // first start), written to files the certificate reloader follows.
   let certs: SelfManagedCertificates | undefined;
   if (config.tlsMode === 'self-managed' && config.tlsSecret !== undefined) {
     certs = new SelfManagedCertificates({
-      kubeConfig: loadKubeConfig(config),
+      kubeConfig: kubeConfig ?? loadKubeConfig(config),
       namespace: env.POD_NAMESPACE ?? 'istio-system',
       secretName: config.tlsSecret,
       serviceName: config.webhookService,
@@ -237,7 +246,7 @@ export async function runServe(
   }
 
   const store = new ConfigStore(config.domain);
-  const sources = buildSources(config, env, logger);
+  const sources = buildSources(config, env, logger, kubeConfig);
   const feed = new AdmissionFeed(store, { graceMs: config.admissionGraceMs, logger, metrics });
   const admission: AdmissionDeps = {
     view: store,
@@ -268,7 +277,7 @@ export async function runServe(
 
   const host = ['0.0.0.0', '::'].includes(config.listen.host) ? '127.0.0.1' : config.listen.host;
   const base = `https://${formatListenAddress({ host, port: server.webhookPort })}`;
-  const writer = buildWriter(config, env, store, logger, metrics, certs);
+  const writer = buildWriter(config, env, store, logger, metrics, kubeConfig, certs);
   writer.controller.start();
   // Reconcile once the cache holds every source's initial state: never push from a partial view.
   const writing = synced.then(() => writer.begin());
@@ -277,6 +286,7 @@ export async function runServe(
     out(`Breeze local mode: ${store.size} objects from ${config.configDir}/ in the config cache`);
     out(`  envoyfilters  written to ${config.outDir}/ and kept current as the cache changes`);
   } else {
+    writing.catch((err: unknown) => logger.error({ err }, 'could not start writing EnvoyFilters'));
     out(`Breeze cluster mode: sources ${config.sources.join(', ')}; ready once every source has synced`);
     out(
       `  envoyfilters  reconciled into the cluster ${config.leaderElect ? 'by the elected leader' : 'by this replica'}`,
