@@ -21,6 +21,9 @@ export interface Entry {
   readonly confirmed: boolean;
 }
 
+/** The annotation naming the service an EnvoyFilter of Breeze's belongs to. */
+const OWNER_ANNOTATION = 'breeze.io/service';
+
 /** Kinds indexed by the hosts they name (resolved to FQDNs in the object's namespace). */
 export const HOST_INDEXED_KINDS = [
   'VirtualService',
@@ -145,6 +148,8 @@ interface Slot {
 
 /** Where an effective object was indexed, so an update costs what it touches, not the store size. */
 interface Filed {
+  /** EnvoyFilter: the service key it is recorded for. */
+  owner?: string;
   serviceHosts: string[];
   kind?: HostIndexedKind;
   hosts: string[];
@@ -171,6 +176,8 @@ export class ConfigStore implements ConfigView {
   private readonly secretReaders = new Map<string, Map<string, true>>();
   /** Host a RedisService routes to → keys of those RedisServices. */
   private readonly routedBy = new Map<string, Map<string, true>>();
+  /** Service key (annotation breeze.io/service) → Breeze's EnvoyFilters recorded for it. */
+  private readonly filtersByService = new Map<string, Map<string, Entry>>();
   private readonly filed = new Map<string, Filed>();
   private readonly listeners = new Set<ChangeListener>();
 
@@ -439,9 +446,15 @@ export class ConfigStore implements ConfigView {
 
   // ---- indexes ------------------------------------------------------------------------------
 
+  /** EnvoyFilters recorded (annotation breeze.io/service) for a service key. */
+  envoyFiltersOf(serviceKey: string): readonly Entry[] {
+    return [...(this.filtersByService.get(serviceKey)?.values() ?? [])];
+  }
+
   /** Same content, newer object (e.g. a new resourceVersion): swap it in the indexes in place. */
   private refile(key: string, entry: Entry): void {
     const filed = this.filed.get(key);
+    if (filed?.owner !== undefined) this.filtersByService.get(filed.owner)?.set(key, entry);
     if (filed?.kind === undefined) return;
     const index = this.byHost.get(filed.kind);
     for (const h of filed.hosts) index?.get(h)?.set(key, entry);
@@ -462,6 +475,14 @@ export class ConfigStore implements ConfigView {
       if (hasProtocolPort(service)) {
         for (const h of service.hosts) getOrCreate(this.servicesByHost, h).set(entry.key, service);
         at.serviceHosts.push(...service.hosts);
+      }
+      return;
+    }
+    if (entry.kind === 'EnvoyFilter') {
+      const owner = asString(asRecord(asRecord(entry.object.metadata)?.annotations)?.[OWNER_ANNOTATION]);
+      if (owner !== undefined) {
+        at.owner = owner;
+        getOrCreate(this.filtersByService, owner).set(entry.key, entry);
       }
       return;
     }
@@ -489,6 +510,7 @@ export class ConfigStore implements ConfigView {
     for (const a of at.addresses) if (this.addressOwners.get(a) === key) this.addressOwners.delete(a);
     for (const s of at.secrets) dropFrom(this.secretReaders, s, key);
     for (const h of at.routeHosts) dropFrom(this.routedBy, h, key);
+    if (at.owner !== undefined) dropFrom(this.filtersByService, at.owner, key);
   }
 }
 

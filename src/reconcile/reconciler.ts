@@ -76,6 +76,8 @@ export interface ReconcilerOptions {
    * are ignored. Default: storeActual(store).
    */
   readonly actual?: () => Iterable<JsonRecord> | Promise<Iterable<JsonRecord>>;
+  /** Indexed actual state for pushes; default storeIndex(store) when `actual` is not given. */
+  readonly actualIndex?: ActualIndex;
   readonly logger: Logger;
   readonly metrics?: Metrics;
   /** Events and Redis status conditions; default none. */
@@ -95,6 +97,29 @@ export interface ReconcilerOptions {
   readonly adoptAeraki?: boolean;
   /** Called when a key is scheduled for a retry at `at` (clock ms). */
   readonly onRetry?: (key: string, at: number) => void;
+}
+
+/**
+ * Indexed access to the actual state, so a push costs what its keys touch, not the number of
+ * EnvoyFilters in the cluster. Full resyncs still read everything (`actual`).
+ */
+export interface ActualIndex {
+  /** Breeze-owned EnvoyFilters recorded for these service keys. */
+  forKeys(keys: readonly string[]): Iterable<JsonRecord>;
+  /** A Breeze-owned EnvoyFilter by `namespace/name`. */
+  byId(id: string): JsonRecord | undefined;
+}
+
+/** The store's index of the EnvoyFilters its watch delivered. */
+export function storeIndex(store: ConfigStore): ActualIndex {
+  return {
+    forKeys: (keys) => keys.flatMap((k) => store.envoyFiltersOf(k).map((e) => e.object)),
+    byId: (id) => {
+      const [ns = '', name = ''] = id.split('/');
+      const o = store.get('EnvoyFilter', ns, name)?.object;
+      return o !== undefined && isBreezeOwned(o) ? o : undefined;
+    },
+  };
 }
 
 /** Breeze's EnvoyFilters in the store (fed by the Kubernetes source's EnvoyFilter watch). */
@@ -141,6 +166,7 @@ export class Reconciler {
   private readonly store: ConfigStore;
   private readonly sink: EnvoyFilterSink & Partial<ForeignEnvoyFilters>;
   private readonly actual: () => Iterable<JsonRecord> | Promise<Iterable<JsonRecord>>;
+  private readonly actualIndex: ActualIndex | undefined;
   private readonly logger: Logger;
   private readonly eventer: Eventer;
   private readonly clock: Clock;
@@ -162,6 +188,7 @@ export class Reconciler {
     this.store = o.store;
     this.sink = o.sink;
     this.actual = o.actual ?? storeActual(o.store);
+    this.actualIndex = o.actualIndex ?? (o.actual === undefined ? storeIndex(o.store) : undefined);
     this.logger = o.logger.child({ component: 'reconciler' });
     this.eventer = o.eventer ?? new NoopEventer();
     this.clock = o.clock ?? systemClock;
@@ -228,8 +255,13 @@ export class Reconciler {
     const started = this.clock.now();
     const counts: Counts = { created: 0, updated: 0, deleted: 0, unchanged: 0, failed: 0 };
     const keySet = new Set(keys);
-    const actualAll = [...(await this.actual())].filter(isBreezeOwned);
+    // A push reads only its keys' filters through the index; a resync reads everything.
+    const index = full ? undefined : this.actualIndex;
+    const actualAll = [...(index === undefined ? await this.actual() : index.forKeys(keys))].filter(
+      isBreezeOwned,
+    );
     const actualById = new Map(actualAll.map((ef) => [idOf(ef), ef]));
+    const currentOf = (id: string): JsonRecord | undefined => actualById.get(id) ?? index?.byId(id);
     const states = new Map<string, KeyState>();
     for (const key of keys) {
       states.set(key, {
@@ -258,7 +290,7 @@ export class Reconciler {
       for (const ef of s.output.envoyFilters) {
         const id = idOf(ef);
         const other = desiredBy.get(id);
-        const current = actualById.get(id);
+        const current = currentOf(id);
         const incumbent = current === undefined ? undefined : serviceKeyOf(current);
         if (other !== undefined) {
           s.problems.push({ service: s.key, message: `EnvoyFilter ${id} is already generated for ${other}` });
