@@ -82,6 +82,8 @@ async function instance(fake: FakeKubeApiServer, who: string, writes: Write[]) {
     resyncIntervalMs: 60_000,
   });
   ref.controller = controller;
+  let resynced = (): void => undefined;
+  const firstResync = new Promise<void>((resolve) => (resynced = resolve));
   const elector = new LeaderElector({
     kubeConfig,
     namespace: 'istio-system',
@@ -90,7 +92,7 @@ async function instance(fake: FakeKubeApiServer, who: string, writes: Write[]) {
     renewDeadlineMs: 1200,
     retryPeriodMs: 200,
     logger,
-    onStartedLeading: (signal) => void controller.startedLeading(signal),
+    onStartedLeading: (signal) => void controller.startedLeading(signal).then(() => resynced()),
     onStoppedLeading: () => controller.stoppedLeading(),
   });
   controller.start();
@@ -99,6 +101,7 @@ async function instance(fake: FakeKubeApiServer, who: string, writes: Write[]) {
   return {
     elector,
     store,
+    firstResync,
     kill: async () => {
       await elector.kill(); // no release: the other must wait for the lease to expire
       await controller.stop();
@@ -168,4 +171,42 @@ t.test('failover during a burst: exact end state, never two writers', async (t) 
   }
   t.equal(overlaps, 0, 'no write of one instance overlaps a write of the other');
   t.ok(new Set(writes.map((w) => w.who)).size === 2, 'both instances wrote, one after the other');
+});
+
+t.test('restart: a new instance converges with zero unnecessary writes', async (t) => {
+  const fake = await FakeKubeApiServer.start({ bookmarkIntervalMs: 200 });
+  t.teardown(() => fake.close());
+  for (let i = 1; i <= 10; i++) fake.put(se(i, 9092));
+  const writes: Write[] = [];
+  const first = await instance(fake, 'first', writes);
+  const inCluster = (): Map<string, string> =>
+    hashes(fake.list('networking.istio.io/v1alpha3', 'EnvoyFilter'));
+  await waitFor('everything written', () => same(inCluster(), desired(fake)), 20_000);
+  await first.stop(); // graceful: the Lease is released
+
+  const before = writes.length;
+  const efWrites = (): number =>
+    fake.requests.filter(
+      (r) => r.path.startsWith('/apis/networking.istio.io/v1alpha3/') && r.method !== 'GET',
+    ).length;
+  const efBefore = efWrites();
+  const second = await instance(fake, 'second', writes);
+  t.teardown(() => second.stop());
+  await second.firstResync;
+  t.ok(second.elector.isLeader(), 'the new instance leads at once (the Lease was released)');
+  t.equal(writes.length, before, 'its first resync writes nothing');
+  t.equal(efWrites(), efBefore, 'no EnvoyFilter write request reached the API');
+
+  // A change that keeps the filter names: the workload selector of one service (its inbound filter).
+  const changed = se(3, 9092);
+  (changed.spec as JsonRecord).workloadSelector = { labels: { app: 'svc-3', track: 'canary' } };
+  fake.put(changed);
+  // The fake applies a write before its answer reaches the client: wait for both, then for quiet.
+  await waitFor(
+    'the change to reach the cluster',
+    () => same(inCluster(), desired(fake)) && writes.length > before,
+    20_000,
+  );
+  await new Promise((r) => setTimeout(r, 500));
+  t.equal(writes.length, before + 1, 'one change: exactly one write (its inbound filter)');
 });
