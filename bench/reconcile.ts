@@ -11,16 +11,9 @@ import { KubernetesSource } from '../src/sources/kubernetes/kubernetes.js';
 import { createLogger } from '../src/telemetry/logger.js';
 import { FakeKubeApiServer } from '../test/fakes/kube-apiserver.js';
 import { syntheticConfig } from './synthetic.js';
+import { waitFor } from '../test/wait.js';
 
 const EF_PATH = '/apis/networking.istio.io/v1alpha3/';
-
-async function until(cond: () => boolean, ms = 120_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 export async function runReconcileBench(opts: { services?: number } = {}): Promise<Record<string, unknown>> {
   const n = opts.services ?? 10_000;
@@ -57,7 +50,11 @@ export async function runReconcileBench(opts: { services?: number } = {}): Promi
     created: first.created,
     objects: inCluster(),
   };
-  await until(() => store.list('EnvoyFilter').length === fromEmpty.objects);
+  await waitFor(
+    'the watch to see every EnvoyFilter',
+    () => store.list('EnvoyFilter').length === fromEmpty.objects,
+    120_000,
+  );
 
   mark = fake.requests.length;
   t0 = performance.now();

@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
+import { waitFor } from '../wait.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import {
   CA_BUNDLE_KEY,
@@ -114,14 +115,6 @@ function pemCount(bundle: string): number {
   return bundle.match(/-----BEGIN CERTIFICATE-----/g)?.length ?? 0;
 }
 
-async function until(what: string, cond: () => boolean, timeoutMs = 8000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 t.test('Secret created once, reused on restart; files match and cover the service', async (t) => {
   const fake = await setup(t);
   const a = manager(t, fake, Date.now);
@@ -168,7 +161,7 @@ t.test('caBundle in every webhook; a second round writes nothing; lead() stops o
 
   const ac = new AbortController();
   const leading = a.lead(ac.signal);
-  await until('a leader round', () => fake.requests.length > mark2 + 3);
+  await waitFor('a leader round', () => fake.requests.length > mark2 + 3);
   ac.abort();
   await a.stopLeading();
   await leading;
@@ -200,7 +193,7 @@ t.test('serving renewal keeps the CA; CA rotation overlaps; followers poll', asy
     'only the Secret is written',
   );
   t.equal(readFileSync(leader.certFile, 'utf8'), renewed['tls.crt'], 'leader files updated');
-  await until('the follower to poll', () => readFileSync(follower.certFile, 'utf8') === renewed['tls.crt']);
+  await waitFor('the follower to poll', () => readFileSync(follower.certFile, 'utf8') === renewed['tls.crt']);
   t.equal(readFileSync(follower.keyFile, 'utf8'), renewed['tls.key'], 'follower key updated');
   mark = fake.requests.length;
   await leader.reconcileOnce();
@@ -235,7 +228,7 @@ t.test('serving renewal keeps the CA; CA rotation overlaps; followers poll', asy
     ],
     'bundle Secret write, both patches, then the new serving pair',
   );
-  await until(
+  await waitFor(
     'the follower to pick up the rotation',
     () => readFileSync(follower.certFile, 'utf8') === rotated['tls.crt'],
   );

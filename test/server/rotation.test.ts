@@ -5,6 +5,7 @@ import { mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:https';
 import { join } from 'node:path';
 import t from 'tap';
+import { waitFor } from '../wait.js';
 import { createCa, createServingCert, type PemPair } from '../../src/pki/certs.js';
 import { CertificateReloader } from '../../src/server/tls.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
@@ -28,14 +29,6 @@ function secretVolume(dir: string, first: PemPair) {
   symlinkSync(join('..data', 'tls.crt'), join(dir, 'tls.crt'));
   symlinkSync(join('..data', 'tls.key'), join(dir, 'tls.key'));
   return { certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key'), swap };
-}
-
-async function until(what: string, check: () => Promise<boolean> | boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
 }
 
 t.test('rotation under load: zero failed requests, new pair served, broken pair rejected', async (t) => {
@@ -108,7 +101,7 @@ t.test('rotation under load: zero failed requests, new pair served, broken pair 
     'after the broken pair, new connections still get B',
   );
 
-  await until('the broken pairs to be rejected', async () => (await failureCount()) >= 1);
+  await waitFor('the broken pairs to be rejected', async () => (await failureCount()) >= 1);
   const fresh = await send({ ...base, body: JSON.stringify(validV1('after-broken')) });
   t.equal(fresh.status, 200);
   t.equal(fresh.serial, serialB, 'B still served after the broken pair');
@@ -130,7 +123,7 @@ t.test('rotation under load: zero failed requests, new pair served, broken pair 
 
   // Rotating again after the broken pairs works.
   vol.swap(a);
-  await until(
+  await waitFor(
     'A again on new connections',
     async () => (await send({ ...base, body: JSON.stringify(validV1('back')) })).serial === serialA,
   );
@@ -200,7 +193,7 @@ t.test('CertificateReloader', async (t) => {
     (r as any).watchers.splice(0).forEach((w: { close(): void }) => w.close());
     writeFileSync(join(dir, 'tls.key'), b.key);
     writeFileSync(join(dir, 'tls.crt'), b.cert);
-    await until('the poll to load B', () => r.current().cert === b.cert, 3000);
+    await waitFor('the poll to load B', () => r.current().cert === b.cert, 3000);
     t.pass('B loaded by polling');
     // The same broken content seen by many polls is reported once.
     const failures = async () =>

@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import { waitFor } from '../wait.js';
 import { ConfigStore } from '../../src/cache/store.js';
 import { FileSource, parseManifestText } from '../../src/sources/file.js';
 
@@ -12,12 +13,6 @@ spec:
   addresses: [240.240.3.${port % 200}]
   ports: [{number: ${port}, name: tcp-redis}]
 `;
-
-async function until(cond: () => boolean, ms = 10_000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
-  return cond();
-}
 
 t.test('malformed documents are reported with their index and skipped', async (t) => {
   const r = parseManifestText(`${se('a', 1)}---\nkind: [oops\n---\n- just\n- a list\n---\n${se('b', 2)}`);
@@ -46,14 +41,15 @@ t.test('the directory is delivered, then followed; a broken file deletes nothing
     ['a', 'b'],
   );
   writeFileSync(join(dir, 'c.yaml'), se('c', 6381));
-  t.ok(await until(() => store.get('ServiceEntry', 'ns', 'c') !== undefined), 'a new file is picked up');
+  await waitFor('a new file is picked up', () => store.get('ServiceEntry', 'ns', 'c') !== undefined, 10_000);
   writeFileSync(join(dir, 'a.yaml'), 'kind: [half-saved');
-  t.ok(await until(() => warnings.some((w) => w.includes('document 1'))), 'the broken file is reported');
+  await waitFor('the broken file is reported', () => warnings.some((w) => w.includes('document 1')), 10_000);
   t.ok(store.get('ServiceEntry', 'ns', 'a'), 'its objects stay from the last good read');
   writeFileSync(join(dir, 'a.yaml'), '# emptied\n');
-  t.ok(
-    await until(() => store.get('ServiceEntry', 'ns', 'a') === undefined),
+  await waitFor(
     'an emptied file deletes its objects',
+    () => store.get('ServiceEntry', 'ns', 'a') === undefined,
+    10_000,
   );
   t.ok(store.get('ServiceEntry', 'ns', 'b'));
 });

@@ -62,11 +62,4 @@ export class RecordingSink implements ConfigSink {
   }
 }
 
-/** Polls `cond` every 10 ms until it holds; rejects after `timeoutMs` with `what`. */
-export async function waitFor(what: string, cond: () => boolean, timeoutMs = 8000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+export { waitFor } from '../wait.js';

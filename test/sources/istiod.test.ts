@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import grpc from '@grpc/grpc-js';
 import t, { type Test } from 'tap';
+import { waitFor } from '../wait.js';
 import type { Origin } from '../../src/cache/store.js';
 import type { JsonRecord } from '../../src/model/json.js';
 import { createCa, createServingCert } from '../../src/pki/certs.js';
@@ -23,14 +24,6 @@ const DR_A3 = istioTypeUrl('v1alpha3', 'DestinationRule');
 const ALL = [SE_V1, SE_A3, VS_V1, VS_A3, DR_V1, DR_A3];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 interface Replace {
   origin: Origin;
@@ -191,11 +184,11 @@ t.test('initial sync: per kind, synced only after every type URL answered, node 
   const { fake, source, sink, started } = await setup(t, { beforeStart: (f) => f.hold(DR_A3) });
   let resolved = false;
   void started.then(() => (resolved = true));
-  await until(
+  await waitFor(
     'SE and VS delivered',
     () => sink.of('ServiceEntry').length > 0 && sink.of('VirtualService').length > 0,
   );
-  await until('five type URLs answered', () => fake.sent.length === 5 && allAnswered(fake));
+  await waitFor('five type URLs answered', () => fake.sent.length === 5 && allAnswered(fake));
   await sleep(50);
   t.equal(source.synced(), false, 'not synced while one type URL is unanswered');
   t.equal(resolved, false, 'start() still pending');
@@ -227,7 +220,7 @@ t.test('initial sync: per kind, synced only after every type URL answered, node 
   }
   t.ok(initial.every((r) => r.versionInfo === ''));
   // Every response ACKed with its own version and nonce.
-  await until('all ACKed', () => allAnswered(fake));
+  await waitFor('all ACKed', () => allAnswered(fake));
   for (const s of fake.sent) {
     const ack = fake.replyTo(s.nonce);
     t.equal(ack?.versionInfo, s.version, `ACK of ${s.typeUrl} carries its version`);
@@ -243,7 +236,7 @@ t.test('updates and deletes replace the kind; unchanged resends cause no sink ca
 
   fake.setObjects(SE_V1, [se('a', '20', { resolution: 'DNS' }), se('c', '21')]);
   fake.push([SE_V1]);
-  await until('update delivered', () => sink.of('ServiceEntry').length === 2);
+  await waitFor('update delivered', () => sink.of('ServiceEntry').length === 2);
   t.same(sink.names('ServiceEntry'), ['demo/a@20', 'demo/c@21'], 'b deleted, a updated, c added');
   const a = sink.of('ServiceEntry')[1]?.objects[0] as JsonRecord;
   t.equal((a.spec as JsonRecord).resolution, 'DNS');
@@ -253,15 +246,15 @@ t.test('updates and deletes replace the kind; unchanged resends cause no sink ca
   const sentBefore = fake.sent.length;
   fake.push();
   fake.push();
-  await until('resends ACKed', () => fake.sent.length === sentBefore + 12 && allAnswered(fake));
+  await waitFor('resends ACKed', () => fake.sent.length === sentBefore + 12 && allAnswered(fake));
   t.equal(sink.replaces.length, before, 'no sink call for unchanged resends');
 
   // Deleting everything of a kind is delivered as an empty replace.
   fake.setObjects(VS_V1, []);
   fake.push();
-  await until('VS emptied', () => sink.of('VirtualService').length === 2);
+  await waitFor('VS emptied', () => sink.of('VirtualService').length === 2);
   t.same(sink.of('VirtualService')[1]?.objects, []);
-  await until('ACKed', () => allAnswered(fake));
+  await waitFor('ACKed', () => allAnswered(fake));
   t.equal(sink.replaces.length, before + 1, 'only the kind that changed');
 });
 
@@ -269,12 +262,12 @@ for (const garbage of ['resource', 'body', 'type'] as const) {
   t.test(`an undecodable ${garbage} is NACKed and the last good state kept`, async (t) => {
     const { fake, sink, started, lines } = await setup(t);
     await started;
-    await until('ACKed', () => allAnswered(fake));
+    await waitFor('ACKed', () => allAnswered(fake));
     const accepted = fake.lastSent(SE_V1)!;
     fake.setObjects(SE_V1, [se('a', '30')]);
     fake.pushGarbage(SE_V1, garbage);
     const bad = fake.lastSent(SE_V1)!;
-    await until('NACK', () => fake.replyTo(bad.nonce) !== undefined);
+    await waitFor('NACK', () => fake.replyTo(bad.nonce) !== undefined);
     const nack = fake.replyTo(bad.nonce)!;
     t.equal(nack.typeUrl, SE_V1);
     t.equal(nack.versionInfo, accepted.version, 'NACK carries the last accepted version');
@@ -286,10 +279,10 @@ for (const garbage of ['resource', 'body', 'type'] as const) {
 
     // The next good push is accepted and delivered.
     fake.push([SE_V1]);
-    await until('next push delivered', () => sink.of('ServiceEntry').length === 2);
+    await waitFor('next push delivered', () => sink.of('ServiceEntry').length === 2);
     t.same(sink.names('ServiceEntry'), ['demo/a@30']);
     const good = fake.lastSent(SE_V1)!;
-    await until('ACK', () => fake.replyTo(good.nonce) !== undefined);
+    await waitFor('ACK', () => fake.replyTo(good.nonce) !== undefined);
     t.equal(fake.replyTo(good.nonce)?.versionInfo, good.version);
     t.equal(fake.replyTo(good.nonce)?.errorDetail, undefined);
   });
@@ -298,12 +291,12 @@ for (const garbage of ['resource', 'body', 'type'] as const) {
 t.test('disconnect: reconnects with backoff; the same state re-sent causes no sink call', async (t) => {
   const { fake, source, sink, started, lines } = await setup(t);
   await started;
-  await until('ACKed', () => allAnswered(fake));
+  await waitFor('ACKed', () => allAnswered(fake));
   const calls = sink.replaces.length;
 
   for (let i = 2; i <= 3; i++) {
     fake.disconnect(grpc.status.UNAVAILABLE, 'max connection age');
-    await until(
+    await waitFor(
       `stream ${i} answered`,
       () => fake.sent.filter((s) => s.stream === i).length === 6 && allAnswered(fake),
     );
@@ -312,7 +305,7 @@ t.test('disconnect: reconnects with backoff; the same state re-sent causes no si
   }
   // A clean close (status OK) reconnects too.
   fake.disconnect(grpc.status.OK, 'bye');
-  await until(
+  await waitFor(
     'stream 4 answered',
     () => fake.sent.filter((s) => s.stream === 4).length === 6 && allAnswered(fake),
   );
@@ -322,9 +315,9 @@ t.test('disconnect: reconnects with backoff; the same state re-sent causes no si
   // A deletion that happened while disconnected arrives with the new stream's full state.
   fake.disconnect();
   fake.setObjects(SE_V1, [se('a', '10')]);
-  await until('deletion delivered', () => sink.of('ServiceEntry').length === 2);
+  await waitFor('deletion delivered', () => sink.of('ServiceEntry').length === 2);
   t.same(sink.names('ServiceEntry'), ['demo/a@10']);
-  await until(
+  await waitFor(
     'stream 5 answered',
     () => fake.sent.filter((s) => s.stream === 5).length === 6 && allAnswered(fake),
   );
@@ -347,7 +340,7 @@ t.test('istiod down at first: retries with growing backoff, then syncs', async (
   const started = source.start(new RecordingSink());
   t.teardown(() => source.stop());
   const failures = () => lines().filter((l) => /reconnecting/.test(String(l.msg)));
-  await until('three failed attempts', () => failures().length >= 3);
+  await waitFor('three failed attempts', () => failures().length >= 3);
   const delays = failures().map((l) => l.retryInMs as number);
   t.ok(delays[2]! > delays[0]!, `backoff grows: ${delays.join(', ')}`);
   t.equal(failures()[0]?.level, 'warn');
@@ -363,21 +356,21 @@ t.test('istiod down at first: retries with growing backoff, then syncs', async (
 t.test('v1 answers with data, v1alpha3 empty (Istio 1.24+): objects kept; merge prefers v1', async (t) => {
   const { fake, sink, started } = await setup(t);
   await started;
-  await until('ACKed', () => allAnswered(fake));
+  await waitFor('ACKed', () => allAnswered(fake));
   const calls = sink.replaces.length;
   fake.push([SE_A3, VS_A3, DR_A3]);
-  await until('v1alpha3 resends ACKed', () => allAnswered(fake) && fake.sent.length === 9);
+  await waitFor('v1alpha3 resends ACKed', () => allAnswered(fake) && fake.sent.length === 9);
   t.equal(sink.replaces.length, calls, 'empty v1alpha3 answers never wipe v1 state');
   t.same(sink.names('ServiceEntry'), ['demo/a@10', 'demo/b@11']);
 
   // Istio before 1.24 answers v1alpha3; an object in both comes from v1.
   fake.setObjects(SE_A3, [se('a', '9'), se('old', '5')]);
   fake.push([SE_A3]);
-  await until('merged', () => sink.of('ServiceEntry').length === 2);
+  await waitFor('merged', () => sink.of('ServiceEntry').length === 2);
   t.same(sink.names('ServiceEntry'), ['demo/a@10', 'demo/b@11', 'demo/old@5']);
   fake.setObjects(SE_V1, []);
   fake.push([SE_V1]);
-  await until('v1 emptied', () => sink.of('ServiceEntry').length === 3);
+  await waitFor('v1 emptied', () => sink.of('ServiceEntry').length === 3);
   t.same(sink.names('ServiceEntry'), ['demo/a@9', 'demo/old@5'], 'v1alpha3 state stands on its own');
 });
 
@@ -389,7 +382,7 @@ t.test('Unauthenticated: the log names the istiod setting that fixes it, and ret
     'the api generator requires an authenticated control-plane identity',
   );
   const { source, started, lines } = await setup(t, { fake });
-  await until('three refused streams', () => fake.streamsOpened >= 3);
+  await waitFor('three refused streams', () => fake.streamsOpened >= 3);
   const errors = lines().filter((l) => l.level === 'error' && l.code === 'UNAUTHENTICATED');
   t.ok(errors.length >= 2, 'each refusal is logged');
   const msg = String(errors[0]?.msg);
@@ -405,7 +398,7 @@ t.test('Unauthenticated: the log names the istiod setting that fixes it, and ret
   t.equal(source.synced(), false);
 
   fake.failWith(grpc.status.PERMISSION_DENIED, 'namespace demo is not the root namespace');
-  await until('permission denied logged', () => lines().some((l) => l.code === 'PERMISSION_DENIED'));
+  await waitFor('permission denied logged', () => lines().some((l) => l.code === 'PERMISSION_DENIED'));
   const denied = String(lines().find((l) => l.code === 'PERMISSION_DENIED')?.msg);
   t.match(denied, /mesh root namespace/);
   t.match(denied, /NAMESPACE/);
@@ -432,7 +425,7 @@ t.test('TLS with a bearer token re-read on each connect', async (t) => {
     source: { tls: { caFile, tokenFile, serverName: 'istiod.istio-system.svc' } },
   });
   await started;
-  await until('ACKed', () => allAnswered(fake));
+  await waitFor('ACKed', () => allAnswered(fake));
   t.same(fake.authorizations, ['Bearer token-1']);
   t.equal(sink.of('ServiceEntry').length, 1);
 
@@ -440,14 +433,14 @@ t.test('TLS with a bearer token re-read on each connect', async (t) => {
   writeFileSync(tokenFile, 'token-2');
   fake.setToken('token-2');
   fake.disconnect();
-  await until('reconnected with the new token', () => fake.authorizations.includes('Bearer token-2'));
-  await until('answered', () => fake.sent.filter((s) => s.stream === 2).length === 6 && allAnswered(fake));
+  await waitFor('reconnected with the new token', () => fake.authorizations.includes('Bearer token-2'));
+  await waitFor('answered', () => fake.sent.filter((s) => s.stream === 2).length === 6 && allAnswered(fake));
   t.equal(sink.of('ServiceEntry').length, 1, 'no sink call after the reconnect');
 
   // A rejected token names the token requirements.
   fake.setToken('token-3');
   fake.disconnect();
-  await until('rejected', () => lines().some((l) => l.code === 'UNAUTHENTICATED'));
+  await waitFor('rejected', () => lines().some((l) => l.code === 'UNAUTHENTICATED'));
   const msg = String(lines().find((l) => l.code === 'UNAUTHENTICATED')?.msg);
   t.match(msg, /rejected the token in .*istio-token/);
   t.match(msg, /audience istio-ca/);
@@ -466,14 +459,14 @@ t.test('TLS: an untrusted istiod certificate is not accepted', async (t) => {
     fake,
     source: { tls: { caFile: join(dir, 'ca.pem'), serverName: 'istiod.istio-system.svc' } },
   });
-  await until('two failures', () => lines().filter((l) => /reconnecting/.test(String(l.msg))).length >= 2);
+  await waitFor('two failures', () => lines().filter((l) => /reconnecting/.test(String(l.msg))).length >= 2);
   t.equal(fake.streamsOpened, 0);
   t.equal(source.synced(), false);
 });
 
 t.test('a missing token file is retried, not fatal', async (t) => {
   const { source, lines, fake } = await setup(t, { source: { tokenFile: '/nonexistent/breeze/token' } });
-  await until('logged twice', () => lines().filter((l) => /CA or token/.test(String(l.msg))).length >= 2);
+  await waitFor('logged twice', () => lines().filter((l) => /CA or token/.test(String(l.msg))).length >= 2);
   t.equal(fake.streamsOpened, 0);
   t.equal(source.synced(), false);
 });
@@ -481,11 +474,11 @@ t.test('a missing token file is retried, not fatal', async (t) => {
 t.test('resyncIntervalMs reopens the stream; unchanged state costs nothing', async (t) => {
   const { fake, sink, started } = await setup(t, { source: { resyncIntervalMs: 150 } });
   await started;
-  await until('three streams answered', () => fake.sent.filter((s) => s.stream === 3).length === 6);
+  await waitFor('three streams answered', () => fake.sent.filter((s) => s.stream === 3).length === 6);
   t.equal(sink.replaces.length, 3, 'no sink calls from resyncs');
   // A change that was never pushed (filtered by istiod) shows up on the next resync.
   fake.setObjects(DR_V1, []);
-  await until('picked up by a resync', () => sink.of('DestinationRule').length === 2);
+  await waitFor('picked up by a resync', () => sink.of('DestinationRule').length === 2);
   t.same(sink.of('DestinationRule')[1]?.objects, []);
 });
 
@@ -509,7 +502,7 @@ t.test('stop() leaves no open handles and is idempotent', async (t) => {
   await source.stop();
   await fake.stop();
   const streams = fake.streamsOpened;
-  await until('handles released', () => {
+  await waitFor('handles released', () => {
     const now = process.getActiveResourcesInfo().filter((r) => r !== 'Timeout');
     return now.length <= baseline.length;
   });
@@ -600,11 +593,11 @@ t.test('objects without resourceVersion are compared by content', async (t) => {
   });
   await started;
   fake.push();
-  await until('ACKed', () => fake.sent.length === 12 && allAnswered(fake));
+  await waitFor('ACKed', () => fake.sent.length === 12 && allAnswered(fake));
   t.equal(sink.of('ServiceEntry').length, 1, 'identical content, no re-delivery');
   fake.setObjects(SE_V1, [synthetic(81)]);
   fake.push([SE_V1]);
-  await until('changed content delivered', () => sink.of('ServiceEntry').length === 2);
+  await waitFor('changed content delivered', () => sink.of('ServiceEntry').length === 2);
   const spec = sink.of('ServiceEntry')[1]?.objects[0]?.spec as JsonRecord;
   t.same(spec.ports, [{ number: 81, name: 'tcp', protocol: 'TCP' }]);
 });

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { canonicalJson, type JsonRecord } from '../../model/json.js';
+import { objectRef } from '../../model/kinds.js';
 import type { Protocol } from '../../model/protocol.js';
 import type { ConfigPatch, FilterPlan, SourceRef } from '../types.js';
 
@@ -65,12 +66,7 @@ export function inboundListenerPatch(destinationPort: number, plan: FilterPlan):
 
 /** The SourceRef of a manifest object (for FilterPlan.sources). */
 export function sourceOf(object: JsonRecord): SourceRef {
-  const meta = (object.metadata ?? {}) as JsonRecord;
-  return {
-    kind: typeof object.kind === 'string' ? object.kind : '',
-    namespace: typeof meta.namespace === 'string' && meta.namespace !== '' ? meta.namespace : 'default',
-    name: typeof meta.name === 'string' ? meta.name : '',
-  };
+  return { kind: typeof object.kind === 'string' ? object.kind : '', ...objectRef(object) };
 }
 
 export function sourceKey(s: SourceRef): string {
