@@ -1,5 +1,5 @@
-import t, { type Test } from 'tap';
-import { BreezeError, isBreezeError } from '../../src/errors.js';
+import t from 'tap';
+import { BreezeError } from '../../src/errors.js';
 import type { JsonRecord } from '../../src/model/json.js';
 import { generator } from '../../src/protocols/dubbo/index.js';
 import {
@@ -10,6 +10,7 @@ import {
   rng,
   virtualService,
   type ContextOptions,
+  generationMessage,
 } from './portcontext.js';
 
 const HOST = 'org.apache.dubbo.samples.basic.api.demoservice';
@@ -32,17 +33,6 @@ function routeConfig(o: ContextOptions): JsonRecord {
 function routesOf(http: unknown, o: ContextOptions = {}): any[] {
   return routeConfig({ virtualService: virtualService(http), destinationRule: DESTINATION_RULE, ...o })
     .routes as any[];
-}
-
-function generationMessage(t: Test, fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    t.ok(isBreezeError(err, 'GENERATION'), 'a GENERATION BreezeError');
-    return (err as Error).message;
-  }
-  t.fail('expected a GENERATION error');
-  return '';
 }
 
 t.test('no VirtualService: one catch-all route to the service cluster (Aeraki golden 1)', async (t) => {

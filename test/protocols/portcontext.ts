@@ -1,6 +1,8 @@
 // A PortContext for generator unit tests: a one-port service plus an optional VirtualService and
 // DestinationRule, without a ConfigStore.
+import type { Test } from 'tap';
 import { checkMessage } from '../../src/envoy/schema.js';
+import { isBreezeError } from '../../src/errors.js';
 import type { JsonRecord } from '../../src/model/json.js';
 import type { Protocol } from '../../src/model/protocol.js';
 import type { ServiceView } from '../../src/model/service.js';
@@ -142,4 +144,16 @@ export function mutate(value: unknown, random: () => number): unknown {
     (node.parent as Record<string | number, unknown>)[node.key] = structuredClone(ODD_VALUES[pick]);
   }
   return copy;
+}
+
+/** Runs `fn`, which must throw a GENERATION BreezeError, and returns its message. */
+export function generationMessage(t: Test, fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    t.ok(isBreezeError(err, 'GENERATION'), 'a GENERATION BreezeError');
+    return (err as Error).message;
+  }
+  t.fail('expected a GENERATION error');
+  return '';
 }

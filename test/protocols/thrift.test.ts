@@ -1,8 +1,15 @@
-import t, { type Test } from 'tap';
-import { BreezeError, isBreezeError } from '../../src/errors.js';
+import t from 'tap';
+import { BreezeError } from '../../src/errors.js';
 import type { JsonRecord } from '../../src/model/json.js';
 import { generator } from '../../src/protocols/thrift/index.js';
-import { filterProblems, mutate, portContext, rng, type ContextOptions } from './portcontext.js';
+import {
+  filterProblems,
+  generationMessage,
+  mutate,
+  portContext,
+  rng,
+  type ContextOptions,
+} from './portcontext.js';
 
 const HOST = 'thrift-sample-server.thrift.svc.cluster.local';
 const ROUTER = {
@@ -38,17 +45,6 @@ function ctx(o: ContextOptions = {}) {
 
 function routesOf(http: unknown): any[] {
   return (generator.outbound(ctx({ virtualService: vs(http) })).filter.typedConfig as any).routeConfig.routes;
-}
-
-function generationMessage(t: Test, fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    t.ok(isBreezeError(err, 'GENERATION'), 'a GENERATION BreezeError');
-    return (err as Error).message;
-  }
-  t.fail('expected a GENERATION error');
-  return '';
 }
 
 t.test('no VirtualService: every method to the service cluster', async (t) => {
