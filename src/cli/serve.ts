@@ -196,26 +196,48 @@ function loadKubeConfig(config: ServeConfig): KubeConfig {
   return kubeConfig;
 }
 
-/** `breeze serve`: runs until SIGTERM or SIGINT, then drains and exits. */
-export async function runServe(
-  argv: readonly string[],
+/** A running Breeze: webhook, probes, config cache, sources and EnvoyFilter writer. */
+export interface RunningBreeze {
+  readonly config: ServeConfig;
+  readonly store: ConfigStore;
+  readonly metrics: Metrics;
+  readonly webhookPort: number;
+  readonly healthPort: number;
+  /** The CA of the development certificates created for local mode, when it created them. */
+  readonly devCaFile: string | undefined;
+  /** Resolves once every source holds its initial state. */
+  readonly synced: Promise<void>;
+  /** Resolves once the writer has begun (local: first pass written; cluster: election running). */
+  readonly writing: Promise<void>;
+  /** Not ready, drain in-flight requests, step down, stop the sources. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Cluster mode: use this instead of loading --kubeconfig (in-process tests and benchmarks). */
+  readonly kubeConfig?: KubeConfig;
+  readonly logger?: Logger;
+}
+
+/** Starts every part `config` asks for; `runServe` adds the banner and signal handling. */
+export async function startBreeze(
+  config: ServeConfig,
   env: NodeJS.ProcessEnv,
-  out: (line: string) => void,
-): Promise<void> {
-  const config = parseServeConfig(argv, env);
-  const logger = createLogger({ level: config.logLevel });
+  options: StartOptions = {},
+): Promise<RunningBreeze> {
+  const logger = options.logger ?? createLogger({ level: config.logLevel });
   const metrics = createMetrics();
 
   const usesDefaultCerts =
     config.mode === 'local' &&
     config.tlsCertFile === SERVE_FLAGS['tls-cert-file'].local &&
     config.tlsKeyFile === SERVE_FLAGS['tls-key-file'].local;
-  let caFile: string | undefined;
+  let devCaFile: string | undefined;
   if (usesDefaultCerts) {
     const hosts = ['localhost', '127.0.0.1', '::1'];
     if (!['0.0.0.0', '::', ...hosts].includes(config.listen.host)) hosts.push(config.listen.host);
     const certs = await ensureDevCertificates(dirname(config.tlsCertFile), hosts);
-    caFile = certs.caFile;
+    devCaFile = certs.caFile;
     logger.info(
       { dir: dirname(config.tlsCertFile), created: certs.created },
       'development certificates ready',
@@ -223,7 +245,7 @@ export async function runServe(
   }
 
   // Cluster mode: one kubeconfig for sources, writer and certificates (read once).
-  const kubeConfig = config.mode === 'cluster' ? loadKubeConfig(config) : undefined;
+  const kubeConfig = config.mode === 'cluster' ? (options.kubeConfig ?? loadKubeConfig(config)) : undefined;
 
   // Self-managed certificates: every replica serves the pair kept in the Secret (created on the
   // first start), written to files the certificate reloader follows.
@@ -275,18 +297,55 @@ export async function runServe(
     logger.info({ sources: sources.map((s) => s.name), objects: store.size }, 'config cache synced'),
   );
 
-  const host = ['0.0.0.0', '::'].includes(config.listen.host) ? '127.0.0.1' : config.listen.host;
-  const base = `https://${formatListenAddress({ host, port: server.webhookPort })}`;
   const writer = buildWriter(config, env, store, logger, metrics, kubeConfig, certs);
   writer.controller.start();
   // Reconcile once the cache holds every source's initial state: never push from a partial view.
   const writing = synced.then(() => writer.begin());
+  if (config.mode === 'cluster')
+    writing.catch((err: unknown) => logger.error({ err }, 'could not start writing EnvoyFilters'));
+
+  let stopped: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopped ??= (async () => {
+      feed.stop();
+      await Promise.all([
+        server.shutdown(),
+        writer.stop().then(() => Promise.all([...sources.map((s) => s.stop()), certs?.stop()])),
+      ]);
+    })();
+    return stopped;
+  };
+  return {
+    config,
+    store,
+    metrics,
+    webhookPort: server.webhookPort,
+    healthPort: server.healthPort,
+    devCaFile,
+    synced,
+    writing,
+    stop,
+  };
+}
+
+/** `breeze serve`: runs until SIGTERM or SIGINT, then drains and exits. */
+export async function runServe(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+  out: (line: string) => void,
+): Promise<void> {
+  const config = parseServeConfig(argv, env);
+  const logger = createLogger({ level: config.logLevel });
+  const breeze = await startBreeze(config, env, { logger });
+  const { store } = breeze;
+
+  const host = ['0.0.0.0', '::'].includes(config.listen.host) ? '127.0.0.1' : config.listen.host;
+  const base = `https://${formatListenAddress({ host, port: breeze.webhookPort })}`;
   if (config.mode === 'local') {
-    await writing;
+    await breeze.writing;
     out(`Breeze local mode: ${store.size} objects from ${config.configDir}/ in the config cache`);
     out(`  envoyfilters  written to ${config.outDir}/ and kept current as the cache changes`);
   } else {
-    writing.catch((err: unknown) => logger.error({ err }, 'could not start writing EnvoyFilters'));
     out(`Breeze cluster mode: sources ${config.sources.join(', ')}; ready once every source has synced`);
     out(
       `  envoyfilters  reconciled into the cluster ${config.leaderElect ? 'by the elected leader' : 'by this replica'}`,
@@ -294,7 +353,7 @@ export async function runServe(
   }
   out(`  webhook  POST ${base}/validate  POST ${base}/mutate`);
   out(
-    `  health   http://${formatListenAddress({ host: config.healthListen.host, port: server.healthPort })}/readyz  /healthz  /metrics`,
+    `  health   http://${formatListenAddress({ host: config.healthListen.host, port: breeze.healthPort })}/readyz  /healthz  /metrics`,
   );
   if (config.mode === 'local') {
     const sample = join(
@@ -304,7 +363,7 @@ export async function runServe(
     );
     out('Try:');
     out(
-      `  curl --cacert ${caFile ?? '<your CA file>'} -H 'Content-Type: application/json' --data @${sample} ${base}/validate`,
+      `  curl --cacert ${breeze.devCaFile ?? '<your CA file>'} -H 'Content-Type: application/json' --data @${sample} ${base}/validate`,
     );
   }
 
@@ -313,11 +372,7 @@ export async function runServe(
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down: not ready, draining in-flight requests');
-    feed.stop();
-    Promise.all([
-      server.shutdown(),
-      writer.stop().then(() => Promise.all([...sources.map((s) => s.stop()), certs?.stop()])),
-    ]).then(
+    breeze.stop().then(
       () => process.exit(0),
       (err: unknown) => {
         logger.error({ err }, 'shutdown failed');
