@@ -15,6 +15,10 @@
 // - discovery: /api, /api/v1, /apis, /apis/<group>, /apis/<group>/<version>, with the served
 //   versions of each group configurable.
 //
+// Admission: the Mutating/ValidatingWebhookConfigurations stored in the fake are honoured on
+// every write (see admission-chain.ts); the requesting user is the bearer token `fake:<username>`
+// (kubeConfig(user) makes one) and is recorded per request.
+//
 // Test hooks: compact(), dropWatches(), silenceWatches(), injectFault(), put/remove with
 // `emit: false` (a change no watch ever reports), a request log and the open-watch count.
 //
@@ -29,6 +33,7 @@ import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import fastJsonPatch, { type Operation } from 'fast-json-patch';
 import { parse as parseYaml } from 'yaml';
+import { AdmissionChain, AdmissionRejection, type AdmissionOperation } from './admission-chain.js';
 import {
   matchesFields,
   matchesLabels,
@@ -108,6 +113,20 @@ export const DEFAULT_RESOURCES: readonly ResourceDef[] = [
     status: true,
   },
   {
+    group: 'admissionregistration.k8s.io',
+    versions: ['v1'],
+    resource: 'mutatingwebhookconfigurations',
+    kind: 'MutatingWebhookConfiguration',
+    namespaced: false,
+  },
+  {
+    group: 'admissionregistration.k8s.io',
+    versions: ['v1'],
+    resource: 'validatingwebhookconfigurations',
+    kind: 'ValidatingWebhookConfiguration',
+    namespaced: false,
+  },
+  {
     group: 'redis.aeraki.io',
     versions: ['v1alpha1'],
     resource: 'redisdestinations',
@@ -142,9 +161,15 @@ export interface RequestRecord {
   readonly watch: boolean;
   /** Date.now() at arrival. */
   readonly at: number;
+  /** performance.now() at arrival. */
+  readonly startedAt: number;
   /** The User-Agent header ('' without one): tells apart the clients of one server. */
   readonly userAgent: string;
+  /** Who made it: `fake:<username>` bearer tokens name the user; none is system:anonymous. */
+  readonly user: string;
   status: number;
+  /** performance.now() when the answer was complete (0 until then). */
+  doneAt: number;
 }
 
 export interface FakeKubeApiServerOptions {
@@ -281,12 +306,17 @@ function specOf(obj: JsonRecord): string {
   return JSON.stringify(rest);
 }
 
-/** A KubeConfig for a plain-http server without authentication. */
-export function kubeConfigFor(server: string): KubeConfig {
+/** The user a request authenticates as when it carries no `fake:<username>` bearer token. */
+export const ANONYMOUS = 'system:anonymous';
+/** The user of kubeConfig() without arguments. */
+export const ADMIN = 'kubernetes-admin';
+
+/** A KubeConfig for a plain-http server; the bearer token names the user to the fake. */
+export function kubeConfigFor(server: string, user = ADMIN): KubeConfig {
   const kc = new KubeConfig();
   kc.loadFromOptions({
     clusters: [{ name: 'fake', server, skipTLSVerify: true }],
-    users: [{ name: 'fake' }],
+    users: [{ name: 'fake', token: `fake:${user}` }],
     contexts: [{ name: 'fake', cluster: 'fake', user: 'fake', namespace: 'default' }],
     currentContext: 'fake',
   });
@@ -307,6 +337,11 @@ export class FakeKubeApiServer {
   /** Last applied configuration per object and field manager (server-side apply). */
   private readonly applied = new Map<string, JsonRecord>();
   private inFlight = 0;
+  private readonly endpoints = new Map<string, string>();
+  /** Calls the webhooks the stored webhook configurations select. */
+  readonly admission = new AdmissionChain({
+    resolveService: (namespace, name) => this.endpoints.get(`${namespace}/${name}`),
+  });
   private rv = 1;
   private floor = 0;
   private readonly server: Server;
@@ -334,9 +369,15 @@ export class FakeKubeApiServer {
     return `http://127.0.0.1:${port}`;
   }
 
-  /** A KubeConfig pointing at this server (http, no authentication). */
-  kubeConfig(): KubeConfig {
-    return kubeConfigFor(this.url);
+  /** A KubeConfig pointing at this server (http), authenticating as `user`. */
+  kubeConfig(user = ADMIN): KubeConfig {
+    return kubeConfigFor(this.url, user);
+  }
+
+  /** Where a Service's endpoints listen ("host:port"), for webhooks with clientConfig.service. */
+  serviceEndpoint(namespace: string, name: string, address: string | undefined): void {
+    if (address === undefined) this.endpoints.delete(`${namespace}/${name}`);
+    else this.endpoints.set(`${namespace}/${name}`, address);
   }
 
   /** The current (latest) cluster-wide resourceVersion. */
@@ -589,19 +630,26 @@ export class FakeKubeApiServer {
     const method = (req.method ?? 'GET').toUpperCase();
     const query = Object.fromEntries(url.searchParams);
     const watch = method === 'GET' && (query.watch === '1' || query.watch === 'true');
+    const bearer = /^Bearer fake:(.+)$/.exec(req.headers.authorization ?? '');
     const record: RequestRecord = {
       method,
       path: url.pathname,
       query,
       watch,
       at: Date.now(),
+      startedAt: performance.now(),
       userAgent: req.headers['user-agent'] ?? '',
+      user: bearer?.[1] ?? ANONYMOUS,
       status: 0,
+      doneAt: 0,
     };
     this.requests.push(record);
     this.inFlight++;
     res.on('close', () => this.inFlight--);
-    res.on('finish', () => (record.status = res.statusCode));
+    res.on('finish', () => {
+      record.status = res.statusCode;
+      record.doneAt = performance.now();
+    });
     res.on('close', () => {
       if (record.status === 0) record.status = res.statusCode;
     });
@@ -624,9 +672,11 @@ export class FakeKubeApiServer {
       }
       const target = this.resolve(url.pathname);
       const body = ['POST', 'PUT', 'PATCH', 'DELETE'].includes(method) ? await readBody(req) : '';
-      await this.route(method, target, url.searchParams, req, res, body);
+      if (method !== 'GET' && this.admits(target))
+        await this.routeAdmitted(method, target, url.searchParams, req, res, body, record.user);
+      else await this.route(method, target, url.searchParams, req, res, body);
     } catch (err) {
-      if (err instanceof HttpError)
+      if (err instanceof HttpError || err instanceof AdmissionRejection)
         this.send(res, err.status, statusBody(err.status, err.reason, err.message));
       else if (err instanceof SelectorError) this.send(res, 400, statusBody(400, 'BadRequest', err.message));
       else throw err;
@@ -670,6 +720,116 @@ export class FakeKubeApiServer {
       }
       default:
         throw new HttpError(405, 'MethodNotAllowed', `${method} is not supported`);
+    }
+  }
+
+  /** The webhook configurations stored now. */
+  private webhookConfigurations(): { mutating: JsonRecord[]; validating: JsonRecord[] } {
+    const all = (resource: string): JsonRecord[] => [
+      ...(this.types.get(`admissionregistration.k8s.io/${resource}`)?.objects.values() ?? []),
+    ];
+    return {
+      mutating: all('mutatingwebhookconfigurations'),
+      validating: all('validatingwebhookconfigurations'),
+    };
+  }
+
+  /** Writes to this target go through admission (webhook configurations themselves never do). */
+  private admits(target: Target): boolean {
+    if (target.type.def.group === 'admissionregistration.k8s.io') return false;
+    const c = this.webhookConfigurations();
+    return c.mutating.length + c.validating.length > 0;
+  }
+
+  private namespaceLabels(namespace: string | undefined): Record<string, string> {
+    if (namespace === undefined) return {};
+    const ns = this.types.get('/namespaces')?.objects.get(objectKey('', namespace));
+    return { ...(ns === undefined ? {} : labelsOf(ns)), 'kubernetes.io/metadata.name': namespace };
+  }
+
+  /**
+   * A write through admission, as the real server does it: the would-be object is computed (as a
+   * dry run), mutated and validated by the webhooks, then persisted; an update whose object changed
+   * meanwhile is retried from the start (the API server's GuaranteedUpdate loop).
+   */
+  private async routeAdmitted(
+    method: string,
+    target: Target,
+    query: URLSearchParams,
+    req: IncomingMessage,
+    res: ServerResponse,
+    body: string,
+    user: string,
+  ): Promise<void> {
+    const dryRun = query.get('dryRun') === 'All';
+    const configurations = this.webhookConfigurations();
+    const d = target.type.def;
+    const admit = (
+      operation: AdmissionOperation,
+      name: string,
+      object: JsonRecord | undefined,
+      oldObject: JsonRecord | undefined,
+    ) =>
+      this.admission.admit(configurations, {
+        group: d.group,
+        version: target.version,
+        resource: d.resource,
+        kind: d.kind,
+        namespaced: d.namespaced,
+        servedVersions: this.servedVersions(d.group).filter((v) => d.versions.includes(v)),
+        subresource: target.subresource,
+        namespace: target.namespace,
+        name,
+        operation,
+        object,
+        oldObject,
+        dryRun,
+        username: user,
+        namespaceLabels: this.namespaceLabels(target.namespace),
+      });
+    const warn = (warnings: readonly string[]): Record<string, string> =>
+      warnings.length === 0 ? {} : { Warning: warnings.map((w) => `299 - ${JSON.stringify(w)}`).join(', ') };
+    const contentType = (req.headers['content-type'] ?? '').split(';')[0]?.trim() ?? '';
+    const key = target.name === undefined ? undefined : this.keyOf(target, target.name);
+    const creates =
+      (method === 'POST' && target.name === undefined) ||
+      (method === 'PATCH' &&
+        contentType === 'application/apply-patch+yaml' &&
+        key !== undefined &&
+        !target.type.objects.has(key));
+    if (creates) {
+      const candidate =
+        method === 'POST'
+          ? this.create(target, parseJson(body), true)
+          : this.patch(target, contentType, body, query, true).object;
+      const name = str(meta(candidate).name) ?? '';
+      const { object, warnings } = await admit('CREATE', name, candidate, undefined);
+      const created = this.create(target, object ?? candidate, dryRun);
+      return this.send(res, 201, created, warn(warnings));
+    }
+    if (target.name === undefined) return this.route(method, target, query, req, res, body);
+    if (method === 'DELETE') {
+      const existing = this.view(target.type, this.existing(target), target.version);
+      const { warnings } = await admit('DELETE', target.name, undefined, existing);
+      return this.send(res, 200, this.delete(target, body, dryRun), warn(warnings));
+    }
+    if (method !== 'PUT' && method !== 'PATCH') return this.route(method, target, query, req, res, body);
+    for (let attempt = 0; ; attempt++) {
+      const before = this.existing(target);
+      const candidate =
+        method === 'PUT'
+          ? this.update(target, parseJson(body), true)
+          : this.patch(target, contentType, body, query, true).object;
+      const oldObject = this.view(target.type, before, target.version);
+      const { object, warnings } = await admit('UPDATE', target.name, candidate, oldObject);
+      const current = this.existing(target);
+      if (current !== before) {
+        if (attempt < 5) continue; // changed while the webhooks ran: start over on the new state
+        throw this.conflict(target, target.name);
+      }
+      const next = structuredClone(object ?? candidate);
+      meta(next).resourceVersion = meta(current).resourceVersion;
+      return this.send(res, 200, this.replaceExisting(target, current, next, dryRun), warn(warnings));
     }
   }
 

@@ -100,3 +100,22 @@ export function matchesFields(selector: FieldSelector, name: string, namespace: 
     return r.negate ? v !== r.value : v === r.value;
   });
 }
+
+/** A metav1.LabelSelector object (matchLabels, matchExpressions) as requirements; absent: everything. */
+export function labelSelectorFromObject(raw: unknown): LabelSelector {
+  if (raw === undefined || raw === null) return [];
+  if (typeof raw !== 'object' || Array.isArray(raw))
+    throw new SelectorError('a label selector must be an object');
+  const sel = raw as { matchLabels?: Record<string, string>; matchExpressions?: unknown[] };
+  const out: LabelRequirement[] = [];
+  for (const [key, value] of Object.entries(sel.matchLabels ?? {})) out.push({ op: '=', key, value });
+  for (const e of sel.matchExpressions ?? []) {
+    const { key, operator, values } = e as { key: string; operator: string; values?: string[] };
+    if (operator === 'In') out.push({ op: 'in', key, values: values ?? [] });
+    else if (operator === 'NotIn') out.push({ op: 'notin', key, values: values ?? [] });
+    else if (operator === 'Exists') out.push({ op: 'exists', key });
+    else if (operator === 'DoesNotExist') out.push({ op: '!exists', key });
+    else throw new SelectorError(`unknown label selector operator ${JSON.stringify(operator)}`);
+  }
+  return out;
+}
