@@ -147,6 +147,9 @@ function buildWriter(
       kubeConfig,
       namespace: config.leaseNamespace ?? env.POD_NAMESPACE ?? 'istio-system',
       identity: env.POD_NAME ?? hostname(),
+      leaseDurationMs: config.leaseDurationMs,
+      renewDeadlineMs: config.renewDeadlineMs,
+      retryPeriodMs: config.retryPeriodMs,
       logger,
       metrics,
       onStartedLeading: (signal) => {

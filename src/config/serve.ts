@@ -36,6 +36,9 @@ export interface ServeConfig {
   readonly adoptAeraki: boolean;
   readonly leaderElect: boolean;
   readonly leaseNamespace: string | undefined;
+  readonly leaseDurationMs: number;
+  readonly renewDeadlineMs: number;
+  readonly retryPeriodMs: number;
   readonly apiQps: number;
   readonly apiBurst: number;
   readonly apiConcurrency: number;
@@ -123,6 +126,17 @@ export const SERVE_FLAGS = {
   },
   'leader-elect': { help: 'elect one writer among replicas with a Lease', local: 'false', cluster: 'true' },
   'lease-namespace': { help: 'namespace of the leader Lease (default: POD_NAMESPACE, else istio-system)' },
+  'leader-elect-lease-duration': {
+    help: 'how long a standby waits after the last renewal before taking over',
+    local: '15s',
+    cluster: '15s',
+  },
+  'leader-elect-renew-deadline': {
+    help: 'a leader that could not renew for this long stops writing',
+    local: '10s',
+    cluster: '10s',
+  },
+  'leader-elect-retry-period': { help: 'renew and acquire attempts this often', local: '2s', cluster: '2s' },
   'api-qps': { help: 'EnvoyFilter writes per second toward the API server', local: '20', cluster: '20' },
   'api-burst': { help: 'burst of EnvoyFilter writes', local: '40', cluster: '40' },
   'api-concurrency': { help: 'EnvoyFilter writes in flight at most', local: '4', cluster: '4' },
@@ -275,6 +289,9 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     adoptAeraki: bool('adopt-aeraki'),
     leaderElect: bool('leader-elect'),
     leaseNamespace: raw('lease-namespace'),
+    leaseDurationMs: duration('leader-elect-lease-duration'),
+    renewDeadlineMs: duration('leader-elect-renew-deadline'),
+    retryPeriodMs: duration('leader-elect-retry-period'),
     apiQps: positive('api-qps'),
     apiBurst: positive('api-burst'),
     apiConcurrency: positive('api-concurrency'),
@@ -297,6 +314,19 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
       `must not be shorter than --debounce-after (${str('debounce-after')})`,
     );
   }
+  // As for Kubernetes controllers: retry < renew deadline < lease duration, or two leaders overlap.
+  if (config.renewDeadlineMs >= config.leaseDurationMs)
+    bad(
+      'leader-elect-renew-deadline',
+      str('leader-elect-renew-deadline'),
+      `must be shorter than --leader-elect-lease-duration (${str('leader-elect-lease-duration')})`,
+    );
+  if (config.retryPeriodMs >= config.renewDeadlineMs)
+    bad(
+      'leader-elect-retry-period',
+      str('leader-elect-retry-period'),
+      `must be shorter than --leader-elect-renew-deadline (${str('leader-elect-renew-deadline')})`,
+    );
   if (config.sources.includes('istiod') && config.istiodAddress === undefined) {
     throw new BreezeError('BAD_FLAG', '--istiod-address is required when --sources includes istiod');
   }

@@ -54,6 +54,16 @@ t.test('every bad value names its flag', async (t) => {
     [['--tls-mode', 'vault'], {}, /--tls-mode .* must be one of files, self-managed/],
     [['--api-qps', '0'], {}, /--api-qps .* must be a positive integer/],
     [['--leader-elect', 'maybe'], {}, /--leader-elect .* must be true or false/],
+    [
+      ['--leader-elect-renew-deadline', '15s'],
+      {},
+      /--leader-elect-renew-deadline .*"15s" must be shorter than --leader-elect-lease-duration \(15s\)/,
+    ],
+    [
+      ['--leader-elect-retry-period', '10s'],
+      {},
+      /--leader-elect-retry-period .*"10s" must be shorter than --leader-elect-renew-deadline \(10s\)/,
+    ],
     [['--nope', 'x'], {}, /Unknown option '--nope'/],
   ];
   for (const [argv, env, re] of cases)

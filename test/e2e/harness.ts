@@ -2,8 +2,10 @@
 // chart's own webhook configurations (rendered by helm), Breeze in cluster mode started as
 // `breeze serve` starts it, and "kubectl" (client-node as user alice) writing through the fake, so
 // every write goes mutate → validate → persist → watch.
-import { readFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import { KubernetesObjectApi } from '@kubernetes/client-node';
 import { ConfigStore } from '../../src/cache/store.js';
@@ -160,4 +162,86 @@ export function filterWrites(api: FakeKubeApiServer, from = 0) {
     .filter(
       (r) => r.path.startsWith(`/apis/${EF_API}/`) && r.path.includes('/envoyfilters') && r.method !== 'GET',
     );
+}
+
+export interface BreezeProcess {
+  readonly child: ChildProcess;
+  readonly name: string;
+  /** Resolves with the webhook and health ports once it printed its banner. */
+  readonly started: Promise<{ webhook: number; health: number }>;
+  readonly exited: Promise<number | null>;
+  stderr(): string;
+}
+
+const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
+
+/**
+ * `breeze serve --mode cluster` as its own process (killable for real), against the fake API with
+ * its own user (`breeze-<name>`), so the fake's request log tells the instances apart.
+ */
+export async function spawnBreeze(
+  api: FakeKubeApiServer,
+  dir: string,
+  name: string,
+  extraArgs: readonly string[] = [],
+): Promise<BreezeProcess> {
+  const kubeconfig = join(dir, `kubeconfig-${name}.json`);
+  writeFileSync(kubeconfig, api.kubeConfig(`breeze-${name}`).exportConfig());
+  const certs = await writeDevCertificates(join(dir, `tls-${name}`), ['127.0.0.1']);
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      MAIN,
+      'serve',
+      '--mode',
+      'cluster',
+      '--kubeconfig',
+      kubeconfig,
+      '--listen',
+      '127.0.0.1:0',
+      '--health-listen',
+      '127.0.0.1:0',
+      '--tls-cert-file',
+      certs.certFile,
+      '--tls-key-file',
+      certs.keyFile,
+      '--drain-delay',
+      '0s',
+      ...extraArgs,
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, BREEZE_LOG_LEVEL: 'warn', POD_NAME: name, POD_NAMESPACE: 'istio-system' },
+    },
+  );
+  let stderr = '';
+  child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const started = new Promise<{ webhook: number; health: number }>((resolve, reject) => {
+    let webhook = 0;
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const w = /POST https:\/\/127\.0\.0\.1:(\d+)\/validate/.exec(line);
+      if (w) webhook = Number(w[1]);
+      const h = /health\s+http:\/\/127\.0\.0\.1:(\d+)\/readyz/.exec(line);
+      if (h) resolve({ webhook, health: Number(h[1]) });
+    });
+    void exited.then((code) => reject(new Error(`breeze ${name} exited with ${code}: ${stderr}`)));
+  });
+  return { child, name, started, exited, stderr: () => stderr };
+}
+
+/** The holder of the leader Lease now ('' when released). */
+export function leaseHolder(api: FakeKubeApiServer): string | undefined {
+  const lease = api.get('coordination.k8s.io/v1', 'Lease', 'istio-system', 'breeze-leader');
+  return (lease?.spec as { holderIdentity?: string } | undefined)?.holderIdentity;
+}
+
+/** How many writes it takes to go from the filters in the fake to the desired ones. */
+export function necessaryWrites(actual: Map<string, string>, desired: Map<string, string>): number {
+  let n = 0;
+  for (const [name, content] of desired) if (actual.get(name) !== content) n++;
+  for (const name of actual.keys()) if (!desired.has(name)) n++;
+  return n;
 }
