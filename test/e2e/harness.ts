@@ -217,11 +217,11 @@ export async function spawnBreeze(
     },
   );
   let stderr = '';
-  child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const started = new Promise<{ webhook: number; health: number }>((resolve, reject) => {
     let webhook = 0;
-    createInterface({ input: child.stdout! }).on('line', (line) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
       const w = /POST https:\/\/127\.0\.0\.1:(\d+)\/validate/.exec(line);
       if (w) webhook = Number(w[1]);
       const h = /health\s+http:\/\/127\.0\.0\.1:(\d+)\/readyz/.exec(line);
