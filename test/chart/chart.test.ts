@@ -1,4 +1,5 @@
 import t from 'tap';
+import { parseServeConfig } from '../../src/config/serve.js';
 import {
   CHART,
   find,
@@ -28,7 +29,13 @@ const SCENARIOS = {
   istiod: ['istiod.enabled=true', 'istiod.address=istiod.istio-system.svc:15012'],
   serviceMonitor: ['metrics.serviceMonitor.enabled=true'],
   replicas3: ['replicaCount=3'],
-  leaseElsewhere: ['config.leaseNamespace=breeze-leases', 'webhook.excludeNamespaces={team-a}'],
+  leaseElsewhere: [
+    'config.leaseNamespace=breeze-leases',
+    'webhook.excludeNamespaces={team-a}',
+    'config.leaseDuration=30s',
+    'config.renewDeadline=20s',
+    'config.retryPeriod=4s',
+  ],
 } satisfies Record<string, string[]>;
 type Scenario = keyof typeof SCENARIOS;
 
@@ -127,6 +134,10 @@ t.test('RBAC: no wildcards anywhere, least privilege', async (t) => {
   t.equal(one(elsewhere, 'RoleBinding', FULLNAME).metadata.namespace, 'breeze-leases');
   t.equal(argValue(elsewhere, '--lease-namespace'), 'breeze-leases');
   t.equal(argValue(objs, '--lease-namespace'), undefined, 'default: POD_NAMESPACE');
+  t.equal(argValue(elsewhere, '--leader-elect-lease-duration'), '30s');
+  t.equal(argValue(elsewhere, '--leader-elect-renew-deadline'), '20s');
+  t.equal(argValue(elsewhere, '--leader-elect-retry-period'), '4s');
+  t.equal(argValue(objs, '--leader-elect-lease-duration'), undefined, 'default: the flag default');
 });
 
 t.test('webhook configurations', async (t) => {
@@ -532,4 +543,12 @@ t.test('values.schema.json rejects bad values', async (t) => {
       t.match(res.stderr, where, `${set.join(' ')}: names the value`);
     }),
   );
+});
+
+t.test('the args of every scenario are accepted by breeze serve', async (t) => {
+  for (const [name, objs] of Object.entries(rendered)) {
+    const [command, ...flags] = args(objs);
+    t.equal(command, 'serve', name);
+    t.doesNotThrow(() => parseServeConfig(flags, { POD_IP: '10.0.0.1' }), name);
+  }
 });
