@@ -1,0 +1,453 @@
+// The benchmark report: the issue's targets computed from the per-bench results, rendered as
+// Markdown (bench/results/latest.md, and the README between its bench markers). Pure: no I/O.
+
+/** Where the report was made. */
+export interface Machine {
+  readonly cpu: string;
+  readonly cores: number;
+  readonly memoryGiB: number;
+  readonly node: string;
+  readonly platform: string;
+}
+
+interface Load {
+  readonly rps: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly errors: number;
+  readonly runs?: readonly number[];
+}
+
+/** bench/results/admission.json */
+export interface AdmissionResult {
+  readonly date?: string;
+  /** Recorded by bench/run.ts when it ran the bench (absent in older files). */
+  readonly machine?: Machine;
+  readonly rounds?: number;
+  readonly durationSeconds?: number;
+  readonly bodyBytes?: number;
+  readonly ratioValidate: number;
+  readonly ratioMutate: number;
+  readonly [target: string]: unknown;
+}
+
+export interface GenerateRun {
+  readonly services: number;
+  readonly fillMs: number;
+  readonly generateMs: number;
+  readonly jsonMs: number;
+  readonly yamlMs: number;
+  readonly totalJsonMs: number;
+  readonly outputs: number;
+  readonly problems: number;
+  readonly peakRssMiB: number;
+}
+
+/** bench/results/generate.json: per size, the generation run and its baseline. */
+export interface GenerateResult {
+  readonly date?: string;
+  /** Recorded by bench/run.ts when it ran the bench (absent in older files). */
+  readonly machine?: Machine;
+  readonly [services: string]:
+    { readonly baseline: GenerateRun; readonly generate: GenerateRun } | Machine | string | undefined;
+}
+
+/** bench/results/cache.json */
+export interface CacheResult {
+  readonly date?: string;
+  /** Recorded by bench/run.ts when it ran the bench (absent in older files). */
+  readonly machine?: Machine;
+  readonly services: number;
+  readonly rounds: number;
+  readonly fullMs: number;
+  readonly incrementalMs: number;
+  readonly speedup: number;
+  readonly affectedKeys: number;
+  readonly regeneratedEnvoyFilters: number;
+}
+
+/** bench/results/reconcile.json */
+export interface ReconcileResult {
+  readonly date?: string;
+  /** Recorded by bench/run.ts when it ran the bench (absent in older files). */
+  readonly machine?: Machine;
+  readonly services: number;
+  readonly fromEmpty: { ms: number; writes: number; requests: number; created: number; objects: number };
+  readonly noopResync: { ms: number; writes: number; unchanged: number };
+  readonly singleChange: { ms: number; writes: number; updated: number; keys: number };
+}
+
+/** bench/results/pipeline.json */
+export interface PipelineReport {
+  readonly date?: string;
+  /** Recorded by bench/run.ts when it ran the bench (absent in older files). */
+  readonly machine?: Machine;
+  readonly changes: number;
+  readonly creates: number;
+  readonly updates: number;
+  readonly debounceMs: number;
+  readonly latencyMs: { p50: number; p90: number; p99: number; max: number; mean: number };
+  readonly admissionMs: { p50: number; p99: number };
+  readonly p99OverDebounceMs: number;
+  readonly targetMs: number;
+  readonly envoyFilterWrites: number;
+  readonly changesWithOneWrite: number;
+}
+
+export interface Results {
+  readonly admission?: AdmissionResult;
+  readonly generate?: GenerateResult;
+  readonly cache?: CacheResult;
+  readonly reconcile?: ReconcileResult;
+  readonly pipeline?: PipelineReport;
+}
+
+export const BENCH_NAMES = ['admission', 'generate', 'cache', 'reconcile', 'pipeline'] as const;
+export type BenchName = (typeof BENCH_NAMES)[number];
+
+export interface TargetRow {
+  readonly target: string;
+  readonly measured: string;
+  readonly met: boolean;
+  readonly note: string;
+}
+
+export interface Report {
+  readonly date: string;
+  readonly machine: Machine;
+  readonly results: Results;
+  readonly targets: readonly TargetRow[];
+}
+
+// ---- formatting ----------------------------------------------------------------------------
+
+/** A whole number with thousands separators (locale-independent). */
+export function int(x: number): string {
+  const s = Math.round(x).toString();
+  return s.replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+}
+
+/** Milliseconds: two decimals under 1, one under 100, whole (grouped) above. */
+export function ms(x: number): string {
+  if (Math.abs(x) < 1) return x.toFixed(2);
+  if (Math.abs(x) < 100) return x.toFixed(1);
+  return int(x);
+}
+
+/** Milliseconds with one decimal (the pipeline's latencies, where the part above the debounce matters). */
+const ms1 = (x: number): string => x.toFixed(1);
+
+const pct = (ratio: number): string => `${(ratio * 100).toFixed(1)}%`;
+
+/** `2026-11-21 21:35 UTC` from an ISO timestamp; 'date not recorded' without one. */
+export function day(iso: string | undefined): string {
+  if (iso === undefined || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/.test(iso)) return 'date not recorded';
+  return `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC`;
+}
+
+export function machineLine(m: Machine): string {
+  return `${m.cpu} (${m.cores} cores, ${m.memoryGiB.toFixed(1)} GiB), Node ${m.node}, ${m.platform}`;
+}
+
+// ---- targets -------------------------------------------------------------------------------
+
+const notRun = (target: string, bench: BenchName): TargetRow => ({
+  target,
+  measured: 'not run',
+  met: false,
+  note: `no bench/results/${bench}.json: run \`npm run bench -- ${bench}\``,
+});
+
+function maxRps(a: AdmissionResult, key: string): number | undefined {
+  const v = a[key] as { max?: Load } | undefined;
+  return v?.max?.rps;
+}
+
+/** The issue's targets, each from the results that measure it. */
+export function computeTargets(results: Results): TargetRow[] {
+  const rows: TargetRow[] = [];
+  const admission = results.admission;
+  for (const [hook, ratioKey] of [
+    ['/validate', 'ratioValidate'],
+    ['/mutate', 'ratioMutate'],
+  ] as const) {
+    const target = `admission throughput ≥ 60% of a bare TLS server (${hook})`;
+    if (admission === undefined) {
+      rows.push(notRun(target, 'admission'));
+      continue;
+    }
+    const ratio = admission[ratioKey];
+    const breeze = maxRps(admission, `breeze ${hook}`);
+    const base = maxRps(admission, 'baseline /validate');
+    rows.push({
+      target,
+      measured:
+        breeze === undefined || base === undefined
+          ? pct(ratio)
+          : `${pct(ratio)} (${int(breeze)} vs ${int(base)} req/s)`,
+      met: ratio >= 0.6,
+      note: `max req/s, median of alternating rounds, Breeze ${hook} against a bare node:https server answering /validate`,
+    });
+  }
+
+  const tenK = results.generate?.['10000'];
+  const genTarget = 'generation of 10k services < 1 s';
+  if (tenK === undefined || typeof tenK === 'string' || !('generate' in tenK))
+    rows.push(notRun(genTarget, 'generate'));
+  else {
+    const g = tenK.generate;
+    rows.push({
+      target: genTarget,
+      measured: `${ms(g.totalJsonMs)} ms (generate alone ${ms(g.generateMs)} ms)`,
+      met: g.totalJsonMs < 1000,
+      note: 'total = cache fill + generate + JSON serialization (what the reconciler sends), 10,000 services',
+    });
+  }
+
+  const cache = results.cache;
+  const incTarget = 'incremental change ≥ 100× cheaper than full';
+  if (cache === undefined) rows.push(notRun(incTarget, 'cache'));
+  else
+    rows.push({
+      target: incTarget,
+      measured: `${int(cache.speedup)}× (${ms(cache.incrementalMs)} ms vs ${ms(cache.fullMs)} ms)`,
+      met: cache.speedup >= 100,
+      note: `one VirtualService change (affected keys + regenerate) against a full regeneration, ${int(cache.services)} services`,
+    });
+
+  const pipeline = results.pipeline;
+  const pipeTarget = 'pipeline p99 ≤ debounce + 200 ms';
+  if (pipeline === undefined) rows.push(notRun(pipeTarget, 'pipeline'));
+  else {
+    const over = pipeline.latencyMs.p99 - pipeline.debounceMs;
+    rows.push({
+      target: pipeTarget,
+      measured: `p99 ${ms1(pipeline.latencyMs.p99)} ms = debounce ${int(pipeline.debounceMs)} ms ${over < 0 ? '−' : '+'} ${ms1(Math.abs(over))} ms`,
+      met: pipeline.latencyMs.p99 <= pipeline.debounceMs + 200,
+      note: `admission request → EnvoyFilter written into the fake API, ${int(pipeline.changes)} changes one at a time; the debounce is the floor`,
+    });
+  }
+
+  const reconcile = results.reconcile;
+  const noopTarget = 'zero writes on a no-op resync';
+  if (reconcile === undefined) rows.push(notRun(noopTarget, 'reconcile'));
+  else
+    rows.push({
+      target: noopTarget,
+      measured: `${int(reconcile.noopResync.writes)} writes (${int(reconcile.noopResync.unchanged)} EnvoyFilters unchanged)`,
+      met: reconcile.noopResync.writes === 0,
+      note: `full resync of ${int(reconcile.services)} services right after they were written`,
+    });
+  return rows;
+}
+
+// ---- Markdown ------------------------------------------------------------------------------
+
+function table(header: readonly string[], rows: readonly (readonly (string | number)[])[]): string[] {
+  const line = (cells: readonly (string | number)[]): string =>
+    `| ${cells.map((c) => String(c).replaceAll('|', '\\|')).join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)];
+}
+
+/** `### Title (date)`, plus the machine when the run recorded one other than the report's. */
+function heading(title: string, r: { date?: string; machine?: Machine }, m: Machine): string {
+  const other = r.machine !== undefined && machineLine(r.machine) !== machineLine(m);
+  return `### ${title} (${day(r.date)}${other ? `, on ${machineLine(r.machine!)}` : ''})`;
+}
+
+function admissionSection(a: AdmissionResult, m: Machine): string[] {
+  const rows: (string | number)[][] = [];
+  for (const [key, label] of [
+    ['baseline /validate', 'baseline /validate'],
+    ['breeze /validate', 'Breeze /validate'],
+    ['breeze /mutate', 'Breeze /mutate'],
+  ] as const) {
+    const r = a[key] as { max: Load; at1000: Load } | undefined;
+    if (r === undefined) continue;
+    const runs = r.max.runs === undefined ? '' : ` (${r.max.runs.map(int).join(', ')})`;
+    rows.push([
+      label,
+      `${int(r.max.rps)}${runs}`,
+      r.max.p50,
+      r.max.p99,
+      r.at1000.p50,
+      r.at1000.p99,
+      r.max.errors + r.at1000.errors,
+    ]);
+  }
+  return [
+    heading('Admission', a, m),
+    '',
+    ...table(
+      [
+        'target',
+        `max req/s${a.rounds === undefined ? '' : ` (${a.rounds} runs)`}`,
+        'p50 ms',
+        'p99 ms',
+        'p50 ms @1,000 req/s',
+        'p99 ms @1,000 req/s',
+        'errors',
+      ],
+      rows,
+    ),
+  ];
+}
+
+function generateSection(g: GenerateResult, m: Machine): string[] {
+  const rows: string[][] = [];
+  for (const [size, v] of Object.entries(g)) {
+    if (v === undefined || typeof v === 'string' || !('generate' in v)) continue;
+    const { generate: r, baseline: b } = v;
+    rows.push([
+      int(Number(size)),
+      ms(r.fillMs),
+      ms(r.generateMs),
+      ms(r.jsonMs),
+      ms(r.totalJsonMs),
+      ms(b.totalJsonMs),
+      ms(r.yamlMs),
+      int(r.outputs),
+      `${int(r.peakRssMiB)} / ${int(b.peakRssMiB)}`,
+      ((r.generateMs / r.services) * 1000).toFixed(1),
+    ]);
+  }
+  return [
+    heading('Generation', g, m),
+    '',
+    ...table(
+      [
+        'services',
+        'cache fill ms',
+        'generate ms',
+        'JSON ms',
+        'total ms',
+        'baseline total ms',
+        'YAML ms',
+        'EnvoyFilters',
+        'peak RSS MiB (gen / base)',
+        'generate µs/service',
+      ],
+      rows,
+    ),
+  ];
+}
+
+function cacheSection(c: CacheResult, m: Machine): string[] {
+  return [
+    heading('Cache', c, m),
+    '',
+    ...table(
+      [
+        'services',
+        'full regeneration ms',
+        'one VirtualService change ms',
+        'speedup',
+        'services affected',
+        'EnvoyFilters regenerated',
+      ],
+      [
+        [
+          int(c.services),
+          ms(c.fullMs),
+          ms(c.incrementalMs),
+          `${int(c.speedup)}×`,
+          int(c.affectedKeys),
+          int(c.regeneratedEnvoyFilters),
+        ],
+      ],
+    ),
+  ];
+}
+
+function reconcileSection(r: ReconcileResult, m: Machine): string[] {
+  const { fromEmpty: e, noopResync: n, singleChange: s } = r;
+  return [
+    heading('Reconcile', r, m),
+    '',
+    ...table(
+      ['run', 'time ms', 'write requests', 'result'],
+      [
+        [
+          `from empty (${int(r.services)} services)`,
+          ms(e.ms),
+          int(e.writes),
+          `${int(e.created)} EnvoyFilters created`,
+        ],
+        ['no-op resync', ms(n.ms), int(n.writes), `${int(n.unchanged)} unchanged`],
+        ['one VirtualService change', ms(s.ms), int(s.writes), `${int(s.updated)} updated`],
+      ],
+    ),
+  ];
+}
+
+function pipelineSection(p: PipelineReport, m: Machine): string[] {
+  const l = p.latencyMs;
+  return [
+    heading('Pipeline', p, m),
+    '',
+    ...table(
+      [
+        'changes',
+        'debounce ms',
+        'p50 ms',
+        'p90 ms',
+        'p99 ms',
+        'max ms',
+        'mean ms',
+        'p99 − debounce ms',
+        'admission p50 / p99 ms',
+        'EnvoyFilter writes',
+      ],
+      [
+        [
+          `${int(p.changes)} (${int(p.creates)} creates, ${int(p.updates)} updates)`,
+          int(p.debounceMs),
+          ms1(l.p50),
+          ms1(l.p90),
+          ms1(l.p99),
+          ms1(l.max),
+          ms1(l.mean),
+          ms1(p.p99OverDebounceMs),
+          `${ms1(p.admissionMs.p50)} / ${ms1(p.admissionMs.p99)}`,
+          `${int(p.envoyFilterWrites)} (${int(p.changesWithOneWrite)} changes with exactly one)`,
+        ],
+      ],
+    ),
+  ];
+}
+
+/** latest.md: the date and machine, the targets, then one short table per benchmark that has results. */
+export function renderMarkdown(report: Report): string {
+  const { results, machine: m } = report;
+  const out: string[] = [
+    `Report of ${day(report.date)} on ${machineLine(m)}. Each section is dated by its own run.`,
+    '',
+    ...table(
+      ['target', 'measured', 'met'],
+      report.targets.map((t) => [t.target, t.measured, t.met ? 'yes' : '**no**']),
+    ),
+    '',
+    ...report.targets.map((t) => `- ${t.target}: ${t.note}.`),
+  ];
+  const sections: (string[] | undefined)[] = [
+    results.admission && admissionSection(results.admission, m),
+    results.generate && generateSection(results.generate, m),
+    results.cache && cacheSection(results.cache, m),
+    results.reconcile && reconcileSection(results.reconcile, m),
+    results.pipeline && pipelineSection(results.pipeline, m),
+  ];
+  for (const s of sections) if (s !== undefined) out.push('', ...s);
+  return `${out.join('\n')}\n`;
+}
+
+export const START_MARKER = '<!-- bench:start -->';
+export const END_MARKER = '<!-- bench:end -->';
+
+/** Replaces what lies between the bench markers of `readme` with `content`; throws without both markers. */
+export function replaceBetweenMarkers(readme: string, content: string): string {
+  const start = readme.indexOf(START_MARKER);
+  const end = readme.indexOf(END_MARKER);
+  if (start < 0 || end < 0 || end < start)
+    throw new Error(`README.md needs ${START_MARKER} followed by ${END_MARKER}`);
+  return `${readme.slice(0, start + START_MARKER.length)}\n\n${content.trim()}\n\n${readme.slice(end)}`;
+}

@@ -1,0 +1,304 @@
+// The benchmark report: targets from real-shaped results, the Markdown, and the README markers.
+import t from 'tap';
+import {
+  computeTargets,
+  int,
+  ms,
+  renderMarkdown,
+  replaceBetweenMarkers,
+  type Machine,
+  type Results,
+} from '../../bench/report.js';
+
+const machine: Machine = {
+  cpu: 'AMD EPYC',
+  cores: 2,
+  memoryGiB: 23.5,
+  node: 'v20.20.2',
+  platform: 'linux/x64',
+};
+
+const load = (rps: number, p99: number, runs: number[]) => ({
+  max: { rps, p50: 0, p99: 1, errors: 0, runs },
+  at1000: { rps: 1000, p50: 0, p99, errors: 0, runs: [1000, 1000, 1000] },
+});
+
+const genRun = (mode: string, over: Record<string, number>) => ({
+  mode,
+  services: 10000,
+  fillMs: 138.97469000006095,
+  generateMs: 399.50237599993125,
+  jsonMs: 99.5386109999381,
+  yamlMs: 3000.762556000147,
+  totalJsonMs: 638.0156769999303,
+  outputs: 20000,
+  problems: 0,
+  jsonBytes: 20775746,
+  yamlBytes: 24911796,
+  peakRssMiB: 227.0078125,
+  ...over,
+});
+
+/** Shaped as bench/results/*.json are (figures from the 2026-11-21 runs). */
+const results: Results = {
+  admission: {
+    date: '2026-11-21T21:35:04.470Z',
+    bodyBytes: 2778,
+    durationSeconds: 10,
+    rounds: 3,
+    'baseline /validate': load(34019.64, 1, [34532, 34020, 30801]),
+    'breeze /validate': load(21296.73, 3, [21297, 20767, 22799]),
+    'breeze /mutate': load(21862.55, 2, [22411, 19929, 21863]),
+    ratioValidate: 0.6260127973135519,
+    ratioMutate: 0.6426449545027519,
+  },
+  generate: {
+    '10000': {
+      baseline: genRun('baseline', {
+        fillMs: 155.13565099984407,
+        generateMs: 0.00953999999910593,
+        totalJsonMs: 182.31650099996477,
+        yamlMs: 1027.4692540001124,
+        outputs: 14000,
+        peakRssMiB: 165.34375,
+      }),
+      generate: genRun('generate', {}),
+    },
+    date: '2026-11-21T21:52:45.217Z',
+  },
+  cache: {
+    date: '2026-11-21T22:23:14.991Z',
+    services: 10000,
+    rounds: 7,
+    fullMs: 291.18237799999997,
+    incrementalMs: 0.29615000000012515,
+    speedup: 983.2259935839166,
+    affectedKeys: 1,
+    regeneratedEnvoyFilters: 2,
+  },
+  reconcile: {
+    date: '2026-11-21T23:11:51.524Z',
+    services: 10000,
+    fromEmpty: { ms: 9045.69549, writes: 20000, requests: 20001, created: 20000, objects: 20000 },
+    noopResync: { ms: 745.9429929999988, writes: 0, unchanged: 20000 },
+    singleChange: { ms: 9.153516000000309, writes: 1, updated: 1, keys: 1 },
+  },
+  pipeline: {
+    date: '2026-11-21T23:35:18.470Z',
+    machine,
+    changes: 200,
+    creates: 67,
+    updates: 133,
+    debounceMs: 500,
+    latencyMs: { p50: 506.21, p90: 509.2, p99: 512.64, max: 530.08, mean: 507.03 },
+    admissionMs: { p50: 2.2, p99: 4.41 },
+    p99OverDebounceMs: 12.64,
+    targetMs: 700,
+    envoyFilterWrites: 200,
+    changesWithOneWrite: 200,
+  },
+};
+
+t.test('number formats', async (t) => {
+  t.equal(int(34019.64), '34,020');
+  t.equal(int(983.2), '983');
+  t.equal(int(1234567), '1,234,567');
+  t.equal(ms(0.29615), '0.30');
+  t.equal(ms(99.53), '99.5');
+  t.equal(ms(9045.69), '9,046');
+});
+
+t.test('targets from the results', async (t) => {
+  t.strictSame(
+    computeTargets(results).map(({ target, measured, met }) => ({ target, measured, met })),
+    [
+      {
+        target: 'admission throughput ≥ 60% of a bare TLS server (/validate)',
+        measured: '62.6% (21,297 vs 34,020 req/s)',
+        met: true,
+      },
+      {
+        target: 'admission throughput ≥ 60% of a bare TLS server (/mutate)',
+        measured: '64.3% (21,863 vs 34,020 req/s)',
+        met: true,
+      },
+      { target: 'generation of 10k services < 1 s', measured: '638 ms (generate alone 400 ms)', met: true },
+      {
+        target: 'incremental change ≥ 100× cheaper than full',
+        measured: '983× (0.30 ms vs 291 ms)',
+        met: true,
+      },
+      {
+        target: 'pipeline p99 ≤ debounce + 200 ms',
+        measured: 'p99 512.6 ms = debounce 500 ms + 12.6 ms',
+        met: true,
+      },
+      {
+        target: 'zero writes on a no-op resync',
+        measured: '0 writes (20,000 EnvoyFilters unchanged)',
+        met: true,
+      },
+    ],
+  );
+});
+
+t.test('targets missed, and results missing', async (t) => {
+  const slow: Results = {
+    ...results,
+    admission: { ...results.admission!, ratioMutate: 0.5512 },
+    pipeline: { ...results.pipeline!, latencyMs: { ...results.pipeline!.latencyMs, p99: 700.01 } },
+    reconcile: { ...results.reconcile!, noopResync: { ms: 800, writes: 3, unchanged: 19997 } },
+    cache: undefined,
+  };
+  const rows = computeTargets(slow);
+  t.strictSame(
+    rows.filter((r) => !r.met).map((r) => [r.target, r.measured, r.note]),
+    [
+      [
+        'admission throughput ≥ 60% of a bare TLS server (/mutate)',
+        '55.1% (21,863 vs 34,020 req/s)',
+        'max req/s, median of alternating rounds, Breeze /mutate against a bare node:https server answering /validate',
+      ],
+      [
+        'incremental change ≥ 100× cheaper than full',
+        'not run',
+        'no bench/results/cache.json: run `npm run bench -- cache`',
+      ],
+      [
+        'pipeline p99 ≤ debounce + 200 ms',
+        'p99 700.0 ms = debounce 500 ms + 200.0 ms',
+        'admission request → EnvoyFilter written into the fake API, 200 changes one at a time; the debounce is the floor',
+      ],
+      [
+        'zero writes on a no-op resync',
+        '3 writes (19,997 EnvoyFilters unchanged)',
+        'full resync of 10,000 services right after they were written',
+      ],
+    ],
+  );
+  const md = renderMarkdown({ date: '2026-11-22T08:00:00.000Z', machine, results: slow, targets: rows });
+  t.match(md, '| pipeline p99 ≤ debounce + 200 ms | p99 700.0 ms = debounce 500 ms + 200.0 ms | **no** |\n');
+  t.match(md, '| incremental change ≥ 100× cheaper than full | not run | **no** |\n');
+  t.notMatch(md, '### Cache', 'no section for a bench without results');
+  t.equal(
+    computeTargets({}).filter((r) => r.measured === 'not run').length,
+    6,
+    'nothing run: every row says so',
+  );
+});
+
+t.test('the Markdown report', async (t) => {
+  const other: Machine = { ...machine, cpu: 'Apple M2', cores: 8, memoryGiB: 16, platform: 'darwin/arm64' };
+  const md = renderMarkdown({
+    date: '2026-11-22T08:00:00.000Z',
+    machine,
+    results: { ...results, cache: { ...results.cache!, machine: other } },
+    targets: computeTargets(results),
+  });
+  t.equal(
+    md,
+    [
+      'Report of 2026-11-22 08:00 UTC on AMD EPYC (2 cores, 23.5 GiB), Node v20.20.2, linux/x64. Each section is dated by its own run.',
+      '',
+      '| target | measured | met |',
+      '| --- | --- | --- |',
+      '| admission throughput ≥ 60% of a bare TLS server (/validate) | 62.6% (21,297 vs 34,020 req/s) | yes |',
+      '| admission throughput ≥ 60% of a bare TLS server (/mutate) | 64.3% (21,863 vs 34,020 req/s) | yes |',
+      '| generation of 10k services < 1 s | 638 ms (generate alone 400 ms) | yes |',
+      '| incremental change ≥ 100× cheaper than full | 983× (0.30 ms vs 291 ms) | yes |',
+      '| pipeline p99 ≤ debounce + 200 ms | p99 512.6 ms = debounce 500 ms + 12.6 ms | yes |',
+      '| zero writes on a no-op resync | 0 writes (20,000 EnvoyFilters unchanged) | yes |',
+      '',
+      '- admission throughput ≥ 60% of a bare TLS server (/validate): max req/s, median of alternating rounds, Breeze /validate against a bare node:https server answering /validate.',
+      '- admission throughput ≥ 60% of a bare TLS server (/mutate): max req/s, median of alternating rounds, Breeze /mutate against a bare node:https server answering /validate.',
+      '- generation of 10k services < 1 s: total = cache fill + generate + JSON serialization (what the reconciler sends), 10,000 services.',
+      '- incremental change ≥ 100× cheaper than full: one VirtualService change (affected keys + regenerate) against a full regeneration, 10,000 services.',
+      '- pipeline p99 ≤ debounce + 200 ms: admission request → EnvoyFilter written into the fake API, 200 changes one at a time; the debounce is the floor.',
+      '- zero writes on a no-op resync: full resync of 10,000 services right after they were written.',
+      '',
+      '### Admission (2026-11-21 21:35 UTC)',
+      '',
+      '| target | max req/s (3 runs) | p50 ms | p99 ms | p50 ms @1,000 req/s | p99 ms @1,000 req/s | errors |',
+      '| --- | --- | --- | --- | --- | --- | --- |',
+      '| baseline /validate | 34,020 (34,532, 34,020, 30,801) | 0 | 1 | 0 | 1 | 0 |',
+      '| Breeze /validate | 21,297 (21,297, 20,767, 22,799) | 0 | 1 | 0 | 3 | 0 |',
+      '| Breeze /mutate | 21,863 (22,411, 19,929, 21,863) | 0 | 1 | 0 | 2 | 0 |',
+      '',
+      '### Generation (2026-11-21 21:52 UTC)',
+      '',
+      '| services | cache fill ms | generate ms | JSON ms | total ms | baseline total ms | YAML ms | EnvoyFilters | peak RSS MiB (gen / base) | generate µs/service |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+      '| 10,000 | 139 | 400 | 99.5 | 638 | 182 | 3,001 | 20,000 | 227 / 165 | 40.0 |',
+      '',
+      '### Cache (2026-11-21 22:23 UTC, on Apple M2 (8 cores, 16.0 GiB), Node v20.20.2, darwin/arm64)',
+      '',
+      '| services | full regeneration ms | one VirtualService change ms | speedup | services affected | EnvoyFilters regenerated |',
+      '| --- | --- | --- | --- | --- | --- |',
+      '| 10,000 | 291 | 0.30 | 983× | 1 | 2 |',
+      '',
+      '### Reconcile (2026-11-21 23:11 UTC)',
+      '',
+      '| run | time ms | write requests | result |',
+      '| --- | --- | --- | --- |',
+      '| from empty (10,000 services) | 9,046 | 20,000 | 20,000 EnvoyFilters created |',
+      '| no-op resync | 746 | 0 | 20,000 unchanged |',
+      '| one VirtualService change | 9.2 | 1 | 1 updated |',
+      '',
+      '### Pipeline (2026-11-21 23:35 UTC)',
+      '',
+      '| changes | debounce ms | p50 ms | p90 ms | p99 ms | max ms | mean ms | p99 − debounce ms | admission p50 / p99 ms | EnvoyFilter writes |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+      '| 200 (67 creates, 133 updates) | 500 | 506.2 | 509.2 | 512.6 | 530.1 | 507.0 | 12.6 | 2.2 / 4.4 | 200 (200 changes with exactly one) |',
+      '',
+    ].join('\n'),
+  );
+});
+
+t.test('README markers', async (t) => {
+  const readme = [
+    '## Benchmark',
+    '',
+    'Prose before.',
+    '',
+    '<!-- bench:start -->',
+    'old table',
+    '<!-- bench:end -->',
+    '',
+    '### Method',
+    '',
+  ].join('\n');
+  const once = replaceBetweenMarkers(readme, '| target | measured | met |\n| --- | --- | --- |\n');
+  t.equal(
+    once,
+    [
+      '## Benchmark',
+      '',
+      'Prose before.',
+      '',
+      '<!-- bench:start -->',
+      '',
+      '| target | measured | met |',
+      '| --- | --- | --- |',
+      '',
+      '<!-- bench:end -->',
+      '',
+      '### Method',
+      '',
+    ].join('\n'),
+  );
+  t.equal(
+    replaceBetweenMarkers(once, '| target | measured | met |\n| --- | --- | --- |\n'),
+    once,
+    'idempotent',
+  );
+  t.equal(
+    replaceBetweenMarkers('<!-- bench:start --><!-- bench:end -->', 'x'),
+    '<!-- bench:start -->\n\nx\n\n<!-- bench:end -->',
+    'empty block filled',
+  );
+  t.throws(() => replaceBetweenMarkers('no markers here', 'x'), /README\.md needs <!-- bench:start -->/);
+  t.throws(
+    () => replaceBetweenMarkers('<!-- bench:end -->\n<!-- bench:start -->', 'x'),
+    /needs <!-- bench:start --> followed by <!-- bench:end -->/,
+  );
+});
