@@ -83,6 +83,7 @@ export async function runCacheBench(
     speedup: fullMs / incMs,
     affectedKeys: affected,
     regeneratedEnvoyFilters: regenerated,
+    initialSync: sync,
   };
   console.log(`Cache benchmark (incremental): ${n} services, median of ${rounds} rounds`);
   console.log(

@@ -64,6 +64,15 @@ export interface CacheResult {
   readonly speedup: number;
   readonly affectedKeys: number;
   readonly regeneratedEnvoyFilters: number;
+  /** The initial list of the config through client-node (absent in older files). */
+  readonly initialSync?: {
+    readonly ms: number;
+    readonly serviceEntries: number;
+    readonly virtualServices: number;
+    readonly destinationRules: number;
+    readonly peakRssMiB: number;
+    readonly rssBeforeSyncMiB: number;
+  };
 }
 
 /** bench/results/reconcile.json */
@@ -356,6 +365,22 @@ function cacheSection(c: CacheResult, m: Machine): string[] {
         ],
       ],
     ),
+    ...(c.initialSync === undefined
+      ? []
+      : [
+          '',
+          ...table(
+            ['initial sync', 'objects listed', 'peak RSS MiB (fake API + cache)', 'RSS before the sync MiB'],
+            [
+              [
+                `${ms(c.initialSync.ms)} ms`,
+                `${int(c.initialSync.serviceEntries)} ServiceEntries, ${int(c.initialSync.virtualServices)} VirtualServices, ${int(c.initialSync.destinationRules)} DestinationRules`,
+                int(c.initialSync.peakRssMiB),
+                int(c.initialSync.rssBeforeSyncMiB),
+              ],
+            ],
+          ),
+        ]),
   ];
 }
 
