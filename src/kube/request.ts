@@ -67,49 +67,63 @@ export async function kubeRequest(kc: KubeConfig, req: KubeRequest): Promise<Jso
   }
   const options: RequestOptions = { method: req.method, headers };
   await kc.applyToHTTPSOptions(options);
-  const signals = [
-    ...(req.signal === undefined ? [] : [req.signal]),
-    ...(req.timeoutMs === undefined ? [] : [AbortSignal.timeout(req.timeoutMs)]),
-  ];
-  const signal = signals.length === 0 ? undefined : AbortSignal.any(signals);
-  signal?.throwIfAborted();
+  req.signal?.throwIfAborted();
+  // The deadline is a timer of our own, not AbortSignal.timeout() inside AbortSignal.any(): on
+  // Node 20 that timeout signal is held only weakly, so a garbage collection before the deadline
+  // drops it, and a request the API server never answers then waits forever (found by the soak
+  // run: one hung EnvoyFilter write stalled every later push).
+  const ctl = new AbortController();
+  const onAbort = (): void => ctl.abort(req.signal?.reason);
+  req.signal?.addEventListener('abort', onAbort, { once: true });
+  const timer =
+    req.timeoutMs === undefined
+      ? undefined
+      : setTimeout(
+          () => ctl.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')),
+          req.timeoutMs,
+        ).unref();
   const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
-  return new Promise<JsonRecord>((resolve, reject) => {
-    const r = send(url, signal === undefined ? options : { ...options, signal }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('error', reject);
-      res.on('close', () => {
-        if (!res.complete) reject(new Error(`connection closed while reading ${url.pathname}`));
+  try {
+    return await new Promise<JsonRecord>((resolve, reject) => {
+      const r = send(url, { ...options, signal: ctl.signal }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('error', reject);
+        res.on('close', () => {
+          if (!res.complete) reject(new Error(`connection closed while reading ${url.pathname}`));
+        });
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          const status = res.statusCode ?? 0;
+          let parsed: unknown;
+          try {
+            parsed = JSON.parse(text);
+          } catch {
+            parsed = undefined;
+          }
+          if (status >= 200 && status < 300 && isRecord(parsed)) resolve(parsed);
+          else if (status >= 200 && status < 300 && text.trim() === '') resolve({});
+          else {
+            const record = isRecord(parsed) ? parsed : {};
+            const seconds = Number(res.headers['retry-after'] ?? NaN);
+            reject(
+              new KubeApiError(
+                status,
+                asString(record.reason) ?? (status >= 200 && status < 300 ? 'BadResponse' : 'Unknown'),
+                asString(record.message) ?? (text.slice(0, 200) || `HTTP ${status}`),
+                Number.isFinite(seconds) ? seconds * 1000 : undefined,
+              ),
+            );
+          }
+        });
       });
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        const status = res.statusCode ?? 0;
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(text);
-        } catch {
-          parsed = undefined;
-        }
-        if (status >= 200 && status < 300 && isRecord(parsed)) resolve(parsed);
-        else if (status >= 200 && status < 300 && text.trim() === '') resolve({});
-        else {
-          const record = isRecord(parsed) ? parsed : {};
-          const seconds = Number(res.headers['retry-after'] ?? NaN);
-          reject(
-            new KubeApiError(
-              status,
-              asString(record.reason) ?? (status >= 200 && status < 300 ? 'BadResponse' : 'Unknown'),
-              asString(record.message) ?? (text.slice(0, 200) || `HTTP ${status}`),
-              Number.isFinite(seconds) ? seconds * 1000 : undefined,
-            ),
-          );
-        }
-      });
+      r.on('error', reject);
+      r.end(body);
     });
-    r.on('error', reject);
-    r.end(body);
-  });
+  } finally {
+    clearTimeout(timer);
+    req.signal?.removeEventListener('abort', onAbort);
+  }
 }
 
 /**
