@@ -111,6 +111,8 @@ export class KubernetesEventer implements Eventer {
   /** Conditions written lately, by object: their signature and when (the cache may lag our write). */
   private readonly written = new Map<string, { signature: string; at: number }>();
   private readonly pending = new Set<Promise<void>>();
+  /** When `recent` and `written` were last cleared of what the window no longer needs. */
+  private prunedAt: number;
   /** Events dropped by deduplication or rate limiting (for tests and debugging). */
   suppressed = 0;
 
@@ -121,6 +123,12 @@ export class KubernetesEventer implements Eventer {
     this.maxPending = o.maxPending ?? 200;
     this.timeoutMs = o.requestTimeoutMs ?? 10_000;
     this.instance = o.instance ?? hostname();
+    this.prunedAt = this.now();
+  }
+
+  /** Objects whose recent Events or conditions are remembered (for tests and debugging). */
+  get tracked(): number {
+    return this.recent.size + this.written.size;
   }
 
   event(object: InvolvedObject, type: EventType, reason: EventReason, message: string): void {
@@ -178,6 +186,7 @@ export class KubernetesEventer implements Eventer {
         signature;
     const key = `${kind}/${namespace}/${name}`;
     const now = this.now();
+    this.pruneNow(now);
     const last = this.written.get(key);
     if (same || (last?.signature === signature && now - last.at < this.windowMs)) return;
     this.written.set(key, { signature, at: now });
@@ -209,9 +218,7 @@ export class KubernetesEventer implements Eventer {
 
   /** Dedup (same message within the window) and rate limit (maxPerWindow per key and window). */
   private admit(key: string, message: string, now: number): boolean {
-    if (this.recent.size > 10_000) {
-      for (const [k, r] of this.recent) if (now - r.windowStart >= this.windowMs) this.recent.delete(k);
-    }
+    this.pruneNow(now);
     let r = this.recent.get(key);
     if (r === undefined || now - r.windowStart >= this.windowMs) {
       r = { windowStart: now, count: 0, sent: r?.sent ?? new Map<string, number>() };
@@ -224,6 +231,24 @@ export class KubernetesEventer implements Eventer {
     for (const [msg, at] of r.sent) if (now - at >= this.windowMs) r.sent.delete(msg);
     r.sent.set(message, now);
     return true;
+  }
+
+  /**
+   * Once per window (or at once past 10,000 objects), forgets the objects the window no longer
+   * needs: nothing sent within it, no condition written within it. Objects come and go (every
+   * recreated service has a new name), so waiting for 10,000 kept a dead entry per name for as
+   * long as it took to get there, tens of minutes of steady churn (seen in the soak run).
+   */
+  private pruneNow(now: number): void {
+    if (this.recent.size <= 10_000 && now - this.prunedAt < this.windowMs) return;
+    this.prunedAt = now;
+    for (const [k, r] of this.recent) {
+      if (now - r.windowStart < this.windowMs) continue;
+      let live = false;
+      for (const at of r.sent.values()) if (now - at < this.windowMs) live = true;
+      if (!live) this.recent.delete(k);
+    }
+    for (const [k, w] of this.written) if (now - w.at >= this.windowMs) this.written.delete(k);
   }
 
   /** Sends in the background (tracked for flush); the promise rejects when it failed. */
