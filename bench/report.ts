@@ -195,7 +195,7 @@ export function computeTargets(results: Results): TargetRow[] {
           ? pct(ratio)
           : `${pct(ratio)} (${int(breeze)} vs ${int(base)} req/s)`,
       met: ratio >= 0.6,
-      note: `max req/s, median of alternating rounds, Breeze ${hook} against a bare node:https server answering /validate`,
+      note: `max req/s; median of the per-round ratios (each round runs the bare node:https server, then Breeze ${hook}); req/s in brackets are the medians of each`,
     });
   }
 
