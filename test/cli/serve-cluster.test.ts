@@ -1,17 +1,11 @@
 // `breeze serve --mode cluster` against the fake Kubernetes API: serving at once, ready only
 // after every kind is listed, and admission decisions that use what the watch delivered.
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { get as httpGet } from 'node:http';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import t from 'tap';
-import { writeDevCertificates } from '../../src/pki/certs.js';
+import { spawnBreeze } from '../e2e/harness.js';
 import { FakeKubeApiServer } from '../fakes/kube-apiserver.js';
-
-const repo = new URL('../../', import.meta.url).pathname;
 
 function status(url: string): Promise<number> {
   return new Promise((resolve) => {
@@ -63,11 +57,6 @@ t.test('cluster mode: ready after sync; admission sees the watched config', asyn
     },
   });
   const dir = t.testdir({});
-  const kubeconfig = join(dir, 'kubeconfig.json');
-  writeFileSync(kubeconfig, api.kubeConfig().exportConfig());
-  const certs = await writeDevCertificates(join(dir, 'tls'), ['127.0.0.1']);
-  const ca = readFileSync(certs.caFile, 'utf8');
-
   // Hold every list for a while so "not ready before sync" is observable.
   api.injectFault({
     status: 'hang',
@@ -76,51 +65,10 @@ t.test('cluster mode: ready after sync; admission sees the watched config', asyn
     method: 'GET',
     watch: false,
   });
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      join(repo, 'src/cli/main.ts'),
-      'serve',
-      '--mode',
-      'cluster',
-      '--kubeconfig',
-      kubeconfig,
-      '--listen',
-      '127.0.0.1:0',
-      '--health-listen',
-      '127.0.0.1:0',
-      '--tls-cert-file',
-      certs.certFile,
-      '--tls-key-file',
-      certs.keyFile,
-      '--relist-interval',
-      '5s',
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: {
-        ...process.env,
-        BREEZE_LOG_LEVEL: 'warn',
-        POD_NAME: 'breeze-test-0',
-        POD_NAMESPACE: 'istio-system',
-      },
-    },
-  );
-  t.teardown(() => child.kill('SIGKILL'));
-  let stderr = '';
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const ports = await new Promise<{ webhook: number; health: number }>((resolve, reject) => {
-    let webhook = 0;
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      const w = /POST https:\/\/127\.0\.0\.1:(\d+)\/validate/.exec(line);
-      if (w) webhook = Number(w[1]);
-      const h = /health\s+http:\/\/127\.0\.0\.1:(\d+)\/readyz/.exec(line);
-      if (h) resolve({ webhook, health: Number(h[1]) });
-    });
-    child.once('exit', (code) => reject(new Error(`serve exited with ${code}: ${stderr}`)));
-  });
+  const breeze = await spawnBreeze(api, dir, 'breeze-test-0', ['--relist-interval', '5s']);
+  t.teardown(() => breeze.child.kill('SIGKILL'));
+  const ca = readFileSync(breeze.caFile, 'utf8');
+  const ports = await breeze.started;
   t.equal(await status(`http://127.0.0.1:${ports.health}/healthz`), 200, 'alive at once');
   t.equal(await status(`http://127.0.0.1:${ports.health}/readyz`), 503, 'not ready while a list hangs');
   api.clearFaults();
@@ -181,8 +129,8 @@ t.test('cluster mode: ready after sync; admission sees the watched config', asyn
     'breeze-test-0',
   );
 
-  child.kill('SIGTERM');
-  t.equal((await once(child, 'exit'))[0], 0, 'clean exit');
+  breeze.child.kill('SIGTERM');
+  t.equal(await breeze.exited, 0, 'clean exit');
   t.equal(
     (api.get('coordination.k8s.io/v1', 'Lease', 'istio-system', 'breeze-leader') as any)?.spec.holderIdentity,
     '',

@@ -170,6 +170,8 @@ export interface BreezeProcess {
   /** Resolves with the webhook and health ports once it printed its banner. */
   readonly started: Promise<{ webhook: number; health: number }>;
   readonly exited: Promise<number | null>;
+  /** The CA of its serving certificate. */
+  readonly caFile: string;
   stderr(): string;
 }
 
@@ -229,7 +231,7 @@ export async function spawnBreeze(
     });
     void exited.then((code) => reject(new Error(`breeze ${name} exited with ${code}: ${stderr}`)));
   });
-  return { child, name, started, exited, stderr: () => stderr };
+  return { child, name, started, exited, caFile: certs.caFile, stderr: () => stderr };
 }
 
 /** The holder of the leader Lease now ('' when released). */
