@@ -180,6 +180,8 @@ export class ConfigStore implements ConfigView {
   private readonly filtersByService = new Map<string, Map<string, Entry>>();
   private readonly filed = new Map<string, Filed>();
   private readonly listeners = new Set<ChangeListener>();
+  /** Kind → authoritative origin → when it last reported that kind (a change, a list, progress). */
+  private readonly heard = new Map<string, Map<Authority, number>>();
 
   constructor(
     readonly domain = 'cluster.local',
@@ -241,6 +243,7 @@ export class ConfigStore implements ConfigView {
     deletedVersion?: string,
   ): ReadonlySet<string> {
     const affected = new Set<string>();
+    if (origin !== 'admission') this.hear(origin, kind);
     this.applyOne(origin, kind, namespace, name, object, affected, deletedVersion);
     this.emit(affected);
     return affected;
@@ -260,6 +263,7 @@ export class ConfigStore implements ConfigView {
       this.applyOne(origin, kind, ref.namespace, ref.name, o.kind === kind ? o : { ...o, kind }, affected);
     }
     if (origin !== 'admission') {
+      this.hear(origin, kind);
       for (const [key, slot] of [...this.slots]) {
         if (slot.kind === kind && !present.has(key) && slot.layers.has(origin)) {
           this.applyOne(origin, kind, slot.namespace, slot.name, undefined, affected);
@@ -270,20 +274,45 @@ export class ConfigStore implements ConfigView {
     return affected;
   }
 
-  /** Drops admission changes older than `graceMs` that nobody confirmed; returns their keys. */
-  expirePending(graceMs: number): string[] {
-    const cutoff = this.now() - graceMs;
+  /** An authoritative origin is current for `kind` with nothing to report (a watch bookmark). */
+  progress(origin: Origin, kind: string): void {
+    if (origin !== 'admission') this.hear(origin, kind);
+  }
+
+  private hear(origin: Authority, kind: string): void {
+    let byOrigin = this.heard.get(kind);
+    if (byOrigin === undefined) this.heard.set(kind, (byOrigin = new Map<Authority, number>()));
+    byOrigin.set(origin, this.now());
+  }
+
+  /**
+   * Drops admission changes older than `graceMs` that nobody confirmed; returns their keys. A
+   * change is only dropped once an authoritative source of its kind has reported something since
+   * it was admitted (so that source would have delivered it had it been persisted): while every
+   * such source is silent (a stalled watch, a hung relist) the change is held, for at most
+   * `maxHoldMs`. Dropping it then would remove its EnvoyFilters only to write them again when the
+   * source catches up. Kinds no authoritative source serves expire after `graceMs`.
+   */
+  expirePending(graceMs: number, maxHoldMs = 10 * graceMs): { dropped: string[]; held: number } {
+    const now = this.now();
     const dropped: string[] = [];
+    let held = 0;
     const affected = new Set<string>();
     for (const [key, slot] of [...this.slots]) {
-      if (slot.pending !== undefined && slot.pending.since <= cutoff) {
-        slot.pending = undefined;
-        dropped.push(key);
-        this.settle(key, slot, affected);
+      const pending = slot.pending;
+      if (pending === undefined || now - pending.since < graceMs) continue;
+      const sources = this.heard.get(slot.kind);
+      const silent = sources !== undefined && [...sources.values()].every((at) => at <= pending.since);
+      if (silent && now - pending.since < maxHoldMs) {
+        held++;
+        continue;
       }
+      slot.pending = undefined;
+      dropped.push(key);
+      this.settle(key, slot, affected);
     }
     this.emit(affected);
-    return dropped;
+    return { dropped, held };
   }
 
   /** Keys of admission changes still waiting for confirmation. */

@@ -8,7 +8,8 @@ import type { Metrics } from '../telemetry/metrics.js';
  * The admission fast path into the cache: every allowed, non-dry-run change of a handled kind is
  * held as pending (cross-object checks and VIP allocation see it at once, and its services are
  * marked dirty). An authoritative source confirms it; one nobody confirms within the grace
- * period was never persisted (a later webhook denied it, or a conflict) and is dropped.
+ * period, while a source of its kind did report since, was never persisted (a later webhook
+ * denied it, or a conflict) and is dropped. While every such source is silent it is held.
  */
 export class AdmissionFeed {
   private timer: NodeJS.Timeout | undefined;
@@ -47,10 +48,17 @@ export class AdmissionFeed {
   }
 
   expire(): void {
-    for (const key of this.store.expirePending(this.o.graceMs)) {
+    const { dropped, held } = this.store.expirePending(this.o.graceMs);
+    for (const key of dropped) {
       this.o.metrics.admissionUnconfirmedDropped.inc();
       this.o.logger.debug({ key }, 'admitted change never confirmed by a source: dropped from the cache');
     }
+    this.o.metrics.admissionUnconfirmedHeld.set(held);
+    if (held > 0)
+      this.o.logger.debug(
+        { held },
+        'admitted changes past the grace period held: their sources reported nothing since (stalled?)',
+      );
   }
 
   stop(): void {

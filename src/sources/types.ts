@@ -14,6 +14,12 @@ export interface ConfigSink {
    * response): objects of that kind from this origin that are not in the set are deleted.
    */
   replace(origin: Origin, kind: string, objects: readonly JsonRecord[]): void;
+  /**
+   * The origin is current for this kind without a change to report (a watch BOOKMARK): it would
+   * have delivered any change made before now. Lets pending admission changes tell "never
+   * persisted" from "the source is stalled".
+   */
+  progress?(origin: Origin, kind: string): void;
 }
 
 /** A config source: a Kubernetes watch, istiod over ADS, a directory of manifests. */

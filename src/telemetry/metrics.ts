@@ -15,6 +15,8 @@ export interface Metrics {
   readonly admissionInternalErrors: Counter;
   /** Admitted changes no authoritative source confirmed within --admission-grace. */
   readonly admissionUnconfirmedDropped: Counter;
+  /** Admitted changes past the grace period kept because their sources reported nothing since. */
+  readonly admissionUnconfirmedHeld: Gauge;
   /** Changes that reached the config cache, by origin. */
   readonly cacheChanges: Counter<'origin'>;
   /** Dirty keys handed to the debouncer (a key added twice counts twice). */
@@ -94,6 +96,11 @@ export function createMetrics(): Metrics {
     admissionUnconfirmedDropped: new Counter({
       name: 'breeze_cache_admission_unconfirmed_dropped_total',
       help: 'Admitted changes dropped from the cache because no authoritative source confirmed them in time (never persisted).',
+      registers,
+    }),
+    admissionUnconfirmedHeld: new Gauge({
+      name: 'breeze_cache_admission_unconfirmed_held',
+      help: 'Admitted changes past --admission-grace still held because no source of their kind reported anything since (a stalled watch); dropped after 10 times the grace.',
       registers,
     }),
     cacheChanges: new Counter({

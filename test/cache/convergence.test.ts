@@ -113,7 +113,8 @@ t.test('the store converges to the authoritative state', async (t) => {
             break;
         }
       }
-      // Every source catches up, then the grace period passes.
+      // Every source catches up (after the last admission), then the grace period passes.
+      now += 1;
       for (const kind of KINDS) {
         store.replace('kubernetes', kind, listOf(truth.objects, kind));
         store.replace('istiod', kind, listOf(truth.objects, kind));

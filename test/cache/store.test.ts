@@ -148,7 +148,7 @@ t.test('admission changes are pending until confirmed, and dropped after the gra
   );
   t.match(store.get('ServiceEntry', 'dubbo', 'demo'), { origin: 'admission', confirmed: false });
   now += 10_000;
-  t.same(store.expirePending(30_000), [], 'not yet');
+  t.same(store.expirePending(30_000).dropped, [], 'not yet');
   store.apply(
     'kubernetes',
     'ServiceEntry',
@@ -181,7 +181,8 @@ t.test('admission changes are pending until confirmed, and dropped after the gra
     'an event carrying the version the update was based on does not confirm it',
   );
   now += 31_000;
-  t.same(store.expirePending(30_000), ['ServiceEntry/dubbo/demo']);
+  store.progress('kubernetes', 'ServiceEntry'); // a bookmark: the watch is current
+  t.same(store.expirePending(30_000), { dropped: ['ServiceEntry/dubbo/demo'], held: 0 });
   t.equal(store.addressOwner('240.240.9.9'), undefined);
   t.equal(store.addressOwner('240.240.1.1'), 'ServiceEntry/dubbo/demo', 'back to the persisted state');
 
@@ -189,6 +190,7 @@ t.test('admission changes are pending until confirmed, and dropped after the gra
   store.apply('admission', 'ServiceEntry', 'dubbo', 'demo', undefined);
   t.equal(store.get('ServiceEntry', 'dubbo', 'demo'), undefined);
   now += 31_000;
+  store.progress('kubernetes', 'ServiceEntry');
   store.expirePending(30_000);
   t.ok(store.get('ServiceEntry', 'dubbo', 'demo'), 'a denied delete restores it');
   store.apply('admission', 'ServiceEntry', 'dubbo', 'demo', undefined);
@@ -197,6 +199,43 @@ t.test('admission changes are pending until confirmed, and dropped after the gra
   store.expirePending(30_000);
   t.equal(store.get('ServiceEntry', 'dubbo', 'demo'), undefined, 'confirmed delete stays deleted');
   t.equal(store.size, 0);
+});
+
+t.test('a pending change outlives the grace period while its sources are silent', async (t) => {
+  let now = 1000;
+  const store = new ConfigStore('cluster.local', () => now);
+  store.replace('kubernetes', 'ServiceEntry', []); // the initial list: kubernetes serves this kind
+  now += 5;
+  store.apply('admission', 'ServiceEntry', 'dubbo', 'demo', se('demo', 'dubbo', HOST));
+  now += 31_000;
+  t.same(store.expirePending(30_000), { dropped: [], held: 1 }, 'the watch said nothing since: held');
+  t.ok(store.get('ServiceEntry', 'dubbo', 'demo'), 'its config stays in the cache');
+  store.apply('kubernetes', 'VirtualService', 'dubbo', 'other', vs('other', 'dubbo', [HOST], '3'));
+  t.same(store.expirePending(30_000).held, 1, 'another kind speaking does not count');
+  store.progress('kubernetes', 'ServiceEntry');
+  t.same(
+    store.expirePending(30_000),
+    { dropped: ['ServiceEntry/dubbo/demo'], held: 0 },
+    'a bookmark: dropped',
+  );
+
+  store.apply('admission', 'ServiceEntry', 'dubbo', 'stuck', se('stuck', 'dubbo', 'stuck.example'));
+  now += 299_999;
+  t.same(store.expirePending(30_000).held, 1);
+  now += 1;
+  t.same(
+    store.expirePending(30_000),
+    { dropped: ['ServiceEntry/dubbo/stuck'], held: 0 },
+    'never longer than 10 times the grace period',
+  );
+
+  store.apply('admission', 'DestinationRule', 'dubbo', 'x', { kind: 'DestinationRule', spec: {} });
+  now += 30_000;
+  t.same(
+    store.expirePending(30_000),
+    { dropped: ['DestinationRule/dubbo/x'], held: 0 },
+    'a kind no source serves: the grace period alone',
+  );
 });
 
 t.test(

@@ -4,7 +4,7 @@ import type { JsonRecord } from '../../src/model/json.js';
 import type { ConfigSink } from '../../src/sources/types.js';
 
 export interface SinkCall {
-  readonly op: 'apply' | 'replace';
+  readonly op: 'apply' | 'replace' | 'progress';
   readonly origin: Origin;
   readonly kind: string;
   readonly key?: string;
@@ -33,6 +33,15 @@ export class RecordingSink implements ConfigSink {
       m.set(`${meta.namespace ?? ''}/${meta.name}`, o);
     }
     this.state.set(kind, m);
+  }
+
+  progress(origin: Origin, kind: string): void {
+    this.calls.push({ op: 'progress', origin, kind });
+  }
+
+  /** How many times the source said it is current for `kind` with nothing to report. */
+  progressed(kind: string): number {
+    return this.calls.filter((c) => c.op === 'progress' && c.kind === kind).length;
   }
 
   /** The current objects of a kind, by namespace/name. */

@@ -327,6 +327,25 @@ t.test('a silent watch is restarted by the watchdog, from where it was', async (
   await waitFor('the silent connection closed', () => fake.openWatches('serviceentries') === 1);
 });
 
+t.test('bookmarks tell the sink the kind is current; a silent watch does not', async (t) => {
+  const { fake, sink, source } = await setup(t, { kinds: ['ServiceEntry', 'VirtualService'] });
+  await source.start(sink);
+  await waitFor('watches', () => fake.openWatches() === 2);
+  await waitFor(
+    'bookmarks on both idle watches',
+    () => sink.progressed('ServiceEntry') > 0 && sink.progressed('VirtualService') > 0,
+  );
+  t.ok(sink.calls.every((c) => c.op !== 'progress' || c.origin === 'kubernetes'));
+  fake.silenceWatches('serviceentries');
+  const before = sink.progressed('ServiceEntry');
+  const vsBefore = sink.progressed('VirtualService');
+  await waitFor(
+    'more bookmarks for the healthy watch',
+    () => sink.progressed('VirtualService') >= vsBefore + 3,
+  );
+  t.equal(sink.progressed('ServiceEntry'), before, 'nothing from the silenced watch');
+});
+
 t.test('the periodic relist repairs a change no watch reported', async (t) => {
   const { fake, sink, source } = await setup(t, { kinds: ['ServiceEntry'], relistIntervalMs: 500 });
   fake.put(se('stays'));

@@ -173,6 +173,7 @@ export class KubernetesSource implements Source {
             sink.replace('kubernetes', kind, objects);
             if (ownsSecrets) secrets.replaceOwners(`${kind}/`, ownersOf(kind, objects));
           },
+          progress: () => sink.progress?.('kubernetes', kind),
           apply: (namespace, name, object) => {
             sink.apply('kubernetes', kind, namespace, name, object);
             if (ownsSecrets)

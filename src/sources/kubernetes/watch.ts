@@ -35,6 +35,8 @@ export interface ListWatchHandler {
   replace(objects: JsonRecord[]): void;
   /** One change from the watch; `object` undefined for a deletion. */
   apply(namespace: string, name: string, object: JsonRecord | undefined): void;
+  /** The watch is current (a BOOKMARK arrived): every change up to now has been delivered. */
+  progress?(): void;
 }
 
 export interface ListWatchDeps {
@@ -404,6 +406,7 @@ export class ListWatch {
       }
       case 'BOOKMARK':
         if (rv !== undefined && rv !== '') cursor.rv = rv;
+        this.deps.handler.progress?.();
         return;
       case 'ERROR': {
         const code = typeof object.code === 'number' ? object.code : 0;
