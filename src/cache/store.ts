@@ -253,7 +253,7 @@ export class ConfigStore implements ConfigView {
    * The complete set of a kind at an authoritative source (list, relist, SotW response): what
    * this origin had of that kind and is not in the set is deleted at that origin.
    */
-  replace(origin: Origin, kind: string, objects: readonly JsonRecord[]): ReadonlySet<string> {
+  replace(origin: Origin, kind: string, objects: readonly JsonRecord[], asOf?: number): ReadonlySet<string> {
     const affected = new Set<string>();
     const present = new Set<string>();
     for (const o of objects) {
@@ -263,7 +263,7 @@ export class ConfigStore implements ConfigView {
       this.applyOne(origin, kind, ref.namespace, ref.name, o.kind === kind ? o : { ...o, kind }, affected);
     }
     if (origin !== 'admission') {
-      this.hear(origin, kind);
+      this.hear(origin, kind, asOf);
       for (const [key, slot] of [...this.slots]) {
         if (slot.kind === kind && !present.has(key) && slot.layers.has(origin)) {
           this.applyOne(origin, kind, slot.namespace, slot.name, undefined, affected);
@@ -279,10 +279,11 @@ export class ConfigStore implements ConfigView {
     if (origin !== 'admission') this.hear(origin, kind);
   }
 
-  private hear(origin: Authority, kind: string): void {
+  /** The origin's view of `kind` is current as of `at` (default now); never moves back. */
+  private hear(origin: Authority, kind: string, at = this.now()): void {
     let byOrigin = this.heard.get(kind);
     if (byOrigin === undefined) this.heard.set(kind, (byOrigin = new Map<Authority, number>()));
-    byOrigin.set(origin, this.now());
+    byOrigin.set(origin, Math.max(at, byOrigin.get(origin) ?? 0));
   }
 
   /**

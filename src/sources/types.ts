@@ -12,8 +12,9 @@ export interface ConfigSink {
   /**
    * The complete current set of one kind at the source (an initial list, a relist, a SotW
    * response): objects of that kind from this origin that are not in the set are deleted.
+   * `asOf` (epoch ms, default now): when the set was current, for a list that took a while.
    */
-  replace(origin: Origin, kind: string, objects: readonly JsonRecord[]): void;
+  replace(origin: Origin, kind: string, objects: readonly JsonRecord[], asOf?: number): void;
   /**
    * The origin is current for this kind without a change to report (a watch BOOKMARK): it would
    * have delivered any change made before now. Lets pending admission changes tell "never

@@ -212,6 +212,12 @@ t.test('a pending change outlives the grace period while its sources are silent'
   t.ok(store.get('ServiceEntry', 'dubbo', 'demo'), 'its config stays in the cache');
   store.apply('kubernetes', 'VirtualService', 'dubbo', 'other', vs('other', 'dubbo', [HOST], '3'));
   t.same(store.expirePending(30_000).held, 1, 'another kind speaking does not count');
+  store.replace('kubernetes', 'ServiceEntry', [se('demo', 'dubbo', HOST, { resourceVersion: '1' })], 1002);
+  t.same(
+    store.expirePending(30_000).held,
+    1,
+    'a slow relist requested before the admission is no sign of progress',
+  );
   store.progress('kubernetes', 'ServiceEntry');
   t.same(
     store.expirePending(30_000),

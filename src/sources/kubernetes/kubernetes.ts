@@ -169,8 +169,8 @@ export class KubernetesSource implements Source {
         logger,
         timing,
         handler: {
-          replace: (objects) => {
-            sink.replace('kubernetes', kind, objects);
+          replace: (objects, asOf) => {
+            sink.replace('kubernetes', kind, objects, asOf);
             if (ownsSecrets) secrets.replaceOwners(`${kind}/`, ownersOf(kind, objects));
           },
           progress: () => sink.progress?.('kubernetes', kind),

@@ -31,8 +31,11 @@ export interface ListWatchTiming {
 
 /** Where a ListWatch delivers. Called synchronously; exceptions are logged, never propagated. */
 export interface ListWatchHandler {
-  /** The complete current set (initial list and every relist), with apiVersion and kind. */
-  replace(objects: JsonRecord[]): void;
+  /**
+   * The complete current set (initial list and every relist), with apiVersion and kind, as of
+   * `asOf` (epoch ms when the list was requested: a slow list is no newer than that).
+   */
+  replace(objects: JsonRecord[], asOf: number): void;
   /** One change from the watch; `object` undefined for a deletion. */
   apply(namespace: string, name: string, object: JsonRecord | undefined): void;
   /** The watch is current (a BOOKMARK arrived): every change up to now has been delivered. */
@@ -266,7 +269,7 @@ export class ListWatch {
       }
       this.stats.served = false;
       this.stats.apiVersion = undefined;
-      this.deliverReplace([]);
+      this.deliverReplace([], Date.now());
       return undefined;
     }
     const apiVersion = group === '' ? version : `${group}/${version}`;
@@ -274,6 +277,7 @@ export class ListWatch {
     const items: JsonRecord[] = [];
     let rv: string | undefined;
     let cont: string | undefined;
+    const requestedAt = Date.now();
     do {
       const page = await getJson(kubeConfig, path, {
         query: { labelSelector, limit: String(timing.pageSize), continue: cont },
@@ -294,13 +298,13 @@ export class ListWatch {
     this.stats.apiVersion = apiVersion;
     this.stats.lists++;
     this.failures = 0;
-    this.deliverReplace(items);
+    this.deliverReplace(items, requestedAt);
     return { path, apiVersion, rv: rv ?? '', listedAt: Date.now() };
   }
 
-  private deliverReplace(items: JsonRecord[]): void {
+  private deliverReplace(items: JsonRecord[], asOf: number): void {
     try {
-      this.deps.handler.replace(items);
+      this.deps.handler.replace(items, asOf);
     } catch (err) {
       this.log.error({ err: describeError(err) }, 'the sink failed on a list');
     }
