@@ -288,9 +288,10 @@ export class ConfigStore implements ConfigView {
 
   /**
    * Drops admission changes older than `graceMs` that nobody confirmed; returns their keys. A
-   * change is only dropped once an authoritative source of its kind has reported something since
-   * it was admitted (so that source would have delivered it had it been persisted): while every
-   * such source is silent (a stalled watch, a hung relist) the change is held, for at most
+   * change is only dropped once a source of its kind has reported something since it was
+   * admitted (so it would have delivered the change had it been persisted): Kubernetes when it
+   * serves the kind, else any authoritative source. While that source is silent (a stalled
+   * watch, a hung relist) the change is held, for at most
    * `maxHoldMs`. Dropping it then would remove its EnvoyFilters only to write them again when the
    * source catches up. Kinds no authoritative source serves expire after `graceMs`.
    */
@@ -302,8 +303,14 @@ export class ConfigStore implements ConfigView {
     for (const [key, slot] of [...this.slots]) {
       const pending = slot.pending;
       if (pending === undefined || now - pending.since < graceMs) continue;
+      // The API server that called the webhook is the one to persist the change: when Kubernetes
+      // serves the kind, only its progress counts (istiod's view of the same cluster lags it).
       const sources = this.heard.get(slot.kind);
-      const silent = sources !== undefined && [...sources.values()].every((at) => at <= pending.since);
+      const kubernetes = sources?.get('kubernetes');
+      const silent =
+        kubernetes !== undefined
+          ? kubernetes <= pending.since
+          : sources !== undefined && [...sources.values()].every((at) => at <= pending.since);
       if (silent && now - pending.since < maxHoldMs) {
         held++;
         continue;

@@ -212,6 +212,12 @@ t.test('a pending change outlives the grace period while its sources are silent'
   t.ok(store.get('ServiceEntry', 'dubbo', 'demo'), 'its config stays in the cache');
   store.apply('kubernetes', 'VirtualService', 'dubbo', 'other', vs('other', 'dubbo', [HOST], '3'));
   t.same(store.expirePending(30_000).held, 1, 'another kind speaking does not count');
+  store.replace('istiod', 'ServiceEntry', []);
+  t.same(
+    store.expirePending(30_000).held,
+    1,
+    'istiod speaking does not count where Kubernetes serves the kind',
+  );
   store.replace('kubernetes', 'ServiceEntry', [se('demo', 'dubbo', HOST, { resourceVersion: '1' })], 1002);
   t.same(
     store.expirePending(30_000).held,
