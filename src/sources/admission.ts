@@ -51,7 +51,10 @@ export class AdmissionFeed {
     const { dropped, held } = this.store.expirePending(this.o.graceMs);
     for (const key of dropped) {
       this.o.metrics.admissionUnconfirmedDropped.inc();
-      this.o.logger.debug({ key }, 'admitted change never confirmed by a source: dropped from the cache');
+      this.o.logger.debug(
+        { config: key },
+        'admitted change never confirmed by a source: dropped from the cache',
+      );
     }
     this.o.metrics.admissionUnconfirmedHeld.set(held);
     if (held > 0)
