@@ -17,6 +17,7 @@ import { writeDevCertificates } from '../src/pki/certs.js';
 import { outboundName } from '../src/protocols/shared/names.js';
 import { createLogger } from '../src/telemetry/logger.js';
 import { FakeKubeApiServer } from '../test/fakes/kube-apiserver.js';
+import { loopbackClusterArgs } from '../test/e2e/loopback.js';
 
 type JsonRecord = Record<string, unknown>;
 
@@ -264,22 +265,7 @@ export async function runPipelineBench(opts: PipelineOptions = {}): Promise<Pipe
     agent = new Agent({ keepAlive: true, maxSockets: 1, ca: readFileSync(certs.caFile, 'utf8') });
     const env = { POD_NAME: 'bench-0', POD_NAMESPACE: 'istio-system' };
     const config = parseServeConfig(
-      [
-        '--mode',
-        'cluster',
-        '--listen',
-        '127.0.0.1:0',
-        '--health-listen',
-        '127.0.0.1:0',
-        '--tls-cert-file',
-        certs.certFile,
-        '--tls-key-file',
-        certs.keyFile,
-        '--leader-elect',
-        'false',
-        '--drain-delay',
-        '0s',
-      ],
+      [...loopbackClusterArgs(certs), '--leader-elect', 'false', '--drain-delay', '0s'],
       env,
     );
     breeze = await startBreeze(config, env, {

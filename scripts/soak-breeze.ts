@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { bannerReader, type ServePorts } from '../test/e2e/loopback.js';
 
 const repo = new URL('../', import.meta.url).pathname;
 
@@ -74,17 +75,15 @@ export async function startBreezeProcess(opts: StartOptions): Promise<BreezeProc
   });
   let exit: number | null | undefined;
   child.once('exit', (code) => (exit = code));
-  const ports = await new Promise<{ webhook: number; health: number }>((resolve, reject) => {
-    let webhook = 0;
+  const ports = await new Promise<ServePorts>((resolve, reject) => {
+    const read = bannerReader();
     createInterface({ input: child.stdout }).on('line', (line) => {
       if (line.startsWith('{')) {
         countLog(line, logs, problems);
         return;
       }
-      const w = /POST https:\/\/127\.0\.0\.1:(\d+)\/validate/.exec(line);
-      if (w) webhook = Number(w[1]);
-      const h = /health\s+http:\/\/127\.0\.0\.1:(\d+)\/readyz/.exec(line);
-      if (h) resolve({ webhook, health: Number(h[1]) });
+      const found = read(line);
+      if (found) resolve(found);
     });
     child.once('exit', (code) => reject(new Error(`breeze exited with ${code}: ${stderr}`)));
   });

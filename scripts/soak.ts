@@ -16,6 +16,7 @@ import { parseGoDuration } from '../src/model/duration.js';
 import { writeDevCertificates } from '../src/pki/certs.js';
 import { FakeIstiod } from '../test/fakes/istiod.js';
 import { FakeKubeApiServer } from '../test/fakes/kube-apiserver.js';
+import { loopbackClusterArgs } from '../test/e2e/loopback.js';
 import {
   buildBreeze,
   httpStatus,
@@ -256,18 +257,9 @@ async function main(): Promise<number> {
       main,
       args: [
         'serve',
-        '--mode',
-        'cluster',
+        ...loopbackClusterArgs(certs),
         '--kubeconfig',
         kubeconfig,
-        '--listen',
-        '127.0.0.1:0',
-        '--health-listen',
-        '127.0.0.1:0',
-        '--tls-cert-file',
-        certs.certFile,
-        '--tls-key-file',
-        certs.keyFile,
         '--sources',
         'admission,kubernetes,istiod',
         '--istiod-address',

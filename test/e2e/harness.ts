@@ -13,11 +13,13 @@ import { startBreeze, type RunningBreeze } from '../../src/cli/serve.js';
 import { parseServeConfig } from '../../src/config/serve.js';
 import { canonicalJson, type JsonRecord } from '../../src/model/json.js';
 import { handledKindOf } from '../../src/model/kinds.js';
+import { isBreezeOwned } from '../../src/reconcile/owned.js';
 import { writeDevCertificates } from '../../src/pki/certs.js';
 import { generateAll } from '../../src/protocols/generate.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import { find, FULLNAME, NAMESPACE, render } from '../chart/helm.js';
 import { FakeKubeApiServer } from '../fakes/kube-apiserver.js';
+import { bannerReader, loopbackClusterArgs, type ServePorts } from './loopback.js';
 
 export const BREEZE_USER = `system:serviceaccount:${NAMESPACE}:${FULLNAME}`;
 export const EF_API = 'networking.istio.io/v1alpha3';
@@ -67,16 +69,7 @@ export async function startInstance(
     },
   });
   const argv = [
-    '--mode',
-    'cluster',
-    '--listen',
-    '127.0.0.1:0',
-    '--health-listen',
-    '127.0.0.1:0',
-    '--tls-cert-file',
-    certs.certFile,
-    '--tls-key-file',
-    certs.keyFile,
+    ...loopbackClusterArgs(certs),
     '--debounce-after',
     '100ms',
     '--drain-delay',
@@ -123,25 +116,16 @@ export function desiredFilters(
   read('v1', 'Service');
   read('v1', 'Secret');
   for (const o of istiod) if (handledKindOf(o) !== undefined) store.upsert(o, 'istiod');
-  return contentHashes(generateAll(store, GEN).envoyFilters);
+  return filterContents(generateAll(store, GEN).envoyFilters);
 }
 
-/** The EnvoyFilters Breeze owns in the fake, by name → content hash. */
+/** The EnvoyFilters Breeze owns in the fake, by name → content (namespace and spec). */
 export function writtenFilters(api: FakeKubeApiServer): Map<string, string> {
-  return contentHashes(
-    api
-      .list(EF_API, 'EnvoyFilter')
-      .filter((o) => (o.metadata as JsonRecord).labels !== undefined)
-      .filter(
-        (o) =>
-          ((o.metadata as { labels: Record<string, string> }).labels['app.kubernetes.io/managed-by'] ??
-            '') === 'breeze',
-      ),
-  );
+  return filterContents(api.list(EF_API, 'EnvoyFilter').filter(isBreezeOwned));
 }
 
-/** name → the canonical JSON of what Envoy gets (namespace, labels that select, spec). */
-export function contentHashes(objects: Iterable<JsonRecord>): Map<string, string> {
+/** name → the canonical JSON of what Envoy gets (namespace and spec). */
+function filterContents(objects: Iterable<JsonRecord>): Map<string, string> {
   return new Map(
     [...objects]
       .map((o) => {
@@ -168,7 +152,7 @@ export interface BreezeProcess {
   readonly child: ChildProcess;
   readonly name: string;
   /** Resolves with the webhook and health ports once it printed its banner. */
-  readonly started: Promise<{ webhook: number; health: number }>;
+  readonly started: Promise<ServePorts>;
   readonly exited: Promise<number | null>;
   /** The CA of its serving certificate. */
   readonly caFile: string;
@@ -197,18 +181,9 @@ export async function spawnBreeze(
       'tsx',
       MAIN,
       'serve',
-      '--mode',
-      'cluster',
+      ...loopbackClusterArgs(certs),
       '--kubeconfig',
       kubeconfig,
-      '--listen',
-      '127.0.0.1:0',
-      '--health-listen',
-      '127.0.0.1:0',
-      '--tls-cert-file',
-      certs.certFile,
-      '--tls-key-file',
-      certs.keyFile,
       '--drain-delay',
       '0s',
       ...extraArgs,
@@ -221,13 +196,11 @@ export async function spawnBreeze(
   let stderr = '';
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const started = new Promise<{ webhook: number; health: number }>((resolve, reject) => {
-    let webhook = 0;
+  const started = new Promise<ServePorts>((resolve, reject) => {
+    const read = bannerReader();
     createInterface({ input: child.stdout }).on('line', (line) => {
-      const w = /POST https:\/\/127\.0\.0\.1:(\d+)\/validate/.exec(line);
-      if (w) webhook = Number(w[1]);
-      const h = /health\s+http:\/\/127\.0\.0\.1:(\d+)\/readyz/.exec(line);
-      if (h) resolve({ webhook, health: Number(h[1]) });
+      const ports = read(line);
+      if (ports) resolve(ports);
     });
     void exited.then((code) => reject(new Error(`breeze ${name} exited with ${code}: ${stderr}`)));
   });
