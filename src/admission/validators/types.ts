@@ -1,5 +1,6 @@
 import type { ConfigView } from '../../cache/store.js';
 import type { JsonRecord } from '../../model/json.js';
+import type { CpuBudget } from '../budget.js';
 import type { Findings } from '../findings.js';
 
 export interface ValidationContext {
@@ -7,6 +8,11 @@ export interface ValidationContext {
   readonly view: ConfigView;
   /** The object's namespace (from the request, else its metadata, else `default`). */
   readonly namespace: string;
+  /**
+   * The request's CPU budget: call `budget.check()` in loops over input of unbounded size. Absent
+   * offline (no limit).
+   */
+  readonly budget?: CpuBudget;
 }
 
 /**
