@@ -290,6 +290,8 @@ export async function startBreeze(
     healthListen: config.healthListen,
     certFile: certs?.certFile ?? config.tlsCertFile,
     keyFile: certs?.keyFile ?? config.tlsKeyFile,
+    ...(config.clientCaFile === undefined ? {} : { clientCaFile: config.clientCaFile }),
+    clientAllowedNames: config.clientAllowedNames,
     admission,
     logger,
     metrics,

@@ -22,6 +22,10 @@ export interface ServeConfig {
   /** files: --tls-cert-file/--tls-key-file; self-managed: Breeze's own CA and pair in --tls-secret. */
   readonly tlsMode: TlsMode;
   readonly tlsSecret: string | undefined;
+  /** CA bundle webhook clients must present a certificate from; undefined: none asked for. */
+  readonly clientCaFile: string | undefined;
+  /** Client certificate Common Names accepted (with clientCaFile); empty: any. */
+  readonly clientAllowedNames: readonly string[];
   /** The webhook Service in POD_NAMESPACE (self-managed: the serving certificate's names). */
   readonly webhookService: string;
   /** Name of both webhook configurations (self-managed: where caBundle is patched). */
@@ -91,6 +95,12 @@ export const SERVE_FLAGS = {
     cluster: 'files',
   },
   'tls-secret': { help: 'self-managed: the Secret (in POD_NAMESPACE) holding the CA and serving pair' },
+  'client-ca-file': {
+    help: 'CA bundle (PEM), reloaded on change: the webhook port then requires a client certificate that chains to it (a client without one fails the TLS handshake); unset: no client certificate is asked for. The health port is not affected',
+  },
+  'client-allowed-names': {
+    help: "with --client-ca-file: comma-separated subject Common Names accepted (e.g. the API server's webhook client certificate); unset: any certificate the CA bundle verifies",
+  },
   'webhook-service': {
     help: "self-managed: the webhook's Service in POD_NAMESPACE (the certificate's DNS names)",
     local: 'breeze',
@@ -269,6 +279,24 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     if (!isDnsName(str('webhook-configuration')))
       bad('webhook-configuration', str('webhook-configuration'), 'must be a webhook configuration name');
   }
+  const clientCaFile = raw('client-ca-file');
+  if (clientCaFile !== undefined && clientCaFile.trim() === '')
+    bad('client-ca-file', clientCaFile, 'must be the path of a PEM CA bundle');
+  const namesText = raw('client-allowed-names');
+  const clientAllowedNames = (namesText ?? '')
+    .split(',')
+    .map((n) => n.trim())
+    .filter((n) => n !== '');
+  if (namesText !== undefined) {
+    if (clientCaFile === undefined)
+      bad(
+        'client-allowed-names',
+        namesText,
+        'needs --client-ca-file (names are checked on verified client certificates)',
+      );
+    if (clientAllowedNames.length === 0)
+      bad('client-allowed-names', namesText, 'must list at least one Common Name');
+  }
   const config: ServeConfig = {
     mode,
     listen: address('listen'),
@@ -277,6 +305,8 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     tlsKeyFile: str('tls-key-file'),
     tlsMode,
     tlsSecret: raw('tls-secret'),
+    clientCaFile,
+    clientAllowedNames,
     webhookService: str('webhook-service'),
     webhookConfiguration: str('webhook-configuration'),
     kubeconfig: raw('kubeconfig'),

@@ -14,7 +14,11 @@ export interface WebhookAppOptions {
   readonly admission: AdmissionDeps;
   readonly logger: Logger;
   readonly metrics: Metrics;
-  readonly tls: { readonly cert: string; readonly key: string };
+  /**
+   * The serving pair; with `ca` (--client-ca-file) every client must present a certificate that
+   * chains to it, or the TLS handshake fails.
+   */
+  readonly tls: { readonly cert: string; readonly key: string; readonly ca?: string };
   /**
    * True while the process drains before closing: answers then carry `Connection: close`, so the
    * API server moves its keep-alive connections to other replicas before this one stops listening.
@@ -79,6 +83,7 @@ export function buildWebhookApp(opts: WebhookAppOptions): WebhookApp {
       cert: opts.tls.cert,
       key: opts.tls.key,
       minVersion: 'TLSv1.2',
+      ...(opts.tls.ca === undefined ? {} : { ca: opts.tls.ca, requestCert: true, rejectUnauthorized: true }),
       // HTTP/1.1 only: no h2 (CVE-2023-44487, and the API server speaks HTTP/1.1 to webhooks).
       ALPNProtocols: ['http/1.1'],
       handshakeTimeout: HANDSHAKE_TIMEOUT_MS,

@@ -6,6 +6,7 @@ import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { buildWebhookApp, type WebhookApp } from './app.js';
 import { buildHealthApp, type Readiness } from './health.js';
+import { ClientAuthGuard } from './client-auth.js';
 import { CertificateReloader } from './tls.js';
 
 export interface ListenOptions {
@@ -18,6 +19,13 @@ export interface BreezeServerOptions {
   readonly healthListen: ListenOptions;
   readonly certFile: string;
   readonly keyFile: string;
+  /**
+   * CA bundle (PEM) webhook clients must present a certificate from (--client-ca-file); the
+   * handshake fails without one. Unset: no client certificate is asked for.
+   */
+  readonly clientCaFile?: string;
+  /** Client certificate Common Names accepted (--client-allowed-names); empty: any. */
+  readonly clientAllowedNames?: readonly string[];
   readonly admission: AdmissionDeps;
   readonly logger: Logger;
   readonly metrics: Metrics;
@@ -38,6 +46,7 @@ export class BreezeServer {
     private readonly webhook: WebhookApp,
     private readonly health: FastifyInstance,
     private readonly reloader: CertificateReloader,
+    private readonly clientAuth: ClientAuthGuard | undefined,
     private readonly opts: BreezeServerOptions,
   ) {}
 
@@ -46,18 +55,20 @@ export class BreezeServer {
     const reloader = new CertificateReloader({
       certFile: opts.certFile,
       keyFile: opts.keyFile,
+      ...(opts.clientCaFile === undefined ? {} : { clientCaFile: opts.clientCaFile }),
       logger: opts.logger,
       metrics: opts.metrics,
       ...(opts.pollIntervalMs === undefined ? {} : { pollIntervalMs: opts.pollIntervalMs }),
     });
     await reloader.start();
     const pair = reloader.current();
+    const clientCa = reloader.currentClientCa();
     opts.metrics.tlsCertificateExpiry.set(Math.floor(pair.notAfter.getTime() / 1000));
     const webhook = buildWebhookApp({
       admission: opts.admission,
       logger: opts.logger,
       metrics: opts.metrics,
-      tls: { cert: pair.cert, key: pair.key },
+      tls: { cert: pair.cert, key: pair.key, ...(clientCa === undefined ? {} : { ca: clientCa.pem }) },
       draining: () => ref.server?.draining ?? false,
     });
     // The apps ask the server for its state; it exists once they do.
@@ -66,20 +77,36 @@ export class BreezeServer {
       metrics: opts.metrics,
       readiness: () => ref.server?.readiness() ?? { ready: false, reasons: ['starting'] },
     });
-    const server = new BreezeServer(webhook, health, reloader, opts);
+    const clientAuth =
+      clientCa === undefined
+        ? undefined
+        : new ClientAuthGuard(webhook.server, {
+            allowedNames: opts.clientAllowedNames ?? [],
+            logger: opts.logger,
+          });
+    if (clientAuth !== undefined) reloader.onClientCaChange((ca) => clientAuth.caChanged(ca));
+    const server = new BreezeServer(webhook, health, reloader, clientAuth, opts);
     ref.server = server;
     try {
       reloader.attach(webhook.server);
       await webhook.listen({ host: opts.listen.host, port: opts.listen.port });
       await health.listen({ host: opts.healthListen.host, port: opts.healthListen.port });
     } catch (err) {
-      await webhook.close();
-      await health.close();
-      reloader.stop();
+      try {
+        await webhook.close();
+        await health.close();
+      } finally {
+        reloader.stop();
+        clientAuth?.detach();
+      }
       throw err;
     }
     opts.logger.info(
-      { webhookPort: server.webhookPort, healthPort: server.healthPort },
+      {
+        webhookPort: server.webhookPort,
+        healthPort: server.healthPort,
+        clientCertificates: clientAuth === undefined ? 'not requested' : 'required',
+      },
       'breeze webhook server listening',
     );
     return server;
@@ -124,6 +151,7 @@ export class BreezeServer {
         await this.health.close();
       } finally {
         this.reloader.stop();
+        this.clientAuth?.detach();
       }
     }
     this.opts.logger.info('breeze webhook server stopped');

@@ -1,6 +1,6 @@
 import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
-import { watch, type FSWatcher } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { constants as fsConstants, watch, type FSWatcher } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { createSecureContext, type Server as TlsServer } from 'node:tls';
 import { BreezeError } from '../errors.js';
@@ -10,6 +10,11 @@ import type { Metrics } from '../telemetry/metrics.js';
 export interface CertificateReloaderOptions {
   readonly certFile: string;
   readonly keyFile: string;
+  /**
+   * CA bundle (PEM) that webhook clients' certificates must chain to (--client-ca-file). Reloaded
+   * like the pair; a bundle that does not load is rejected once and the previous one stays.
+   */
+  readonly clientCaFile?: string;
   /** How often the files are re-read regardless of file events (default 10 s, like certwatcher). */
   readonly pollIntervalMs?: number;
   readonly logger: Logger;
@@ -27,16 +32,54 @@ interface Loaded extends LoadedPair {
   readonly fingerprint256: string;
 }
 
+/** A client CA bundle that loaded: its certificate blocks (PEM) and the parsed certificates. */
+export interface LoadedClientCa {
+  readonly pem: string;
+  readonly certificates: readonly X509Certificate[];
+}
+
+/**
+ * Largest certificate, key or CA bundle file read (1 MiB: a bundle of a few thousand
+ * certificates). A bigger file is rejected like a broken one, never read into memory.
+ */
+export const MAX_TLS_FILE_BYTES = 1024 * 1024;
+
 /** Coalesces the burst of events one Secret update produces (several renames and a symlink swap). */
 const DEBOUNCE_MS = 100;
 const MIN_TLS_VERSION = 'TLSv1.2';
+
+/**
+ * Reads a regular file of at most MAX_TLS_FILE_BYTES as UTF-8. Opened non-blocking and checked
+ * with fstat first, so a FIFO or a device in place of a certificate fails at once instead of
+ * holding a libuv thread, and a huge file is never read.
+ */
+export async function readTlsFile(path: string, max = MAX_TLS_FILE_BYTES): Promise<string> {
+  const handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  try {
+    const st = await handle.stat();
+    if (!st.isFile()) throw new Error(`${path} is not a regular file`);
+    if (st.size > max) throw new Error(`${path} is larger than ${max} bytes`);
+    // The file may grow between fstat and read: read up to max + 1 bytes to notice.
+    const buf = Buffer.allocUnsafe(max + 1);
+    let length = 0;
+    while (length < buf.length) {
+      const { bytesRead } = await handle.read(buf, length, buf.length - length, length);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+    }
+    if (length > max) throw new Error(`${path} is larger than ${max} bytes`);
+    return buf.toString('utf8', 0, length);
+  } finally {
+    await handle.close();
+  }
+}
 
 /** Reads and checks a certificate/key pair; throws TLS_MATERIAL with a message free of key bytes. */
 async function loadPair(certFile: string, keyFile: string): Promise<Loaded> {
   let cert: string;
   let key: string;
   try {
-    [cert, key] = await Promise.all([readFile(certFile, 'utf8'), readFile(keyFile, 'utf8')]);
+    [cert, key] = await Promise.all([readTlsFile(certFile), readTlsFile(keyFile)]);
   } catch (err) {
     throw new BreezeError('TLS_MATERIAL', `cannot read ${certFile} or ${keyFile}: ${messageOf(err)}`, {
       cause: err,
@@ -80,25 +123,76 @@ function checkPair(cert: string, key: string, certFile: string, keyFile: string)
   };
 }
 
+/** A PEM certificate block; anything between blocks (comments, other block types) is ignored. */
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]*-----END CERTIFICATE-----/g;
+
+/** Reads and checks a client CA bundle; also returns the digest of the file's content. */
+async function loadClientCa(file: string): Promise<{ ca: LoadedClientCa; contentDigest: string }> {
+  let pem: string;
+  try {
+    pem = await readTlsFile(file);
+  } catch (err) {
+    throw new BreezeError('TLS_MATERIAL', `cannot read ${file}: ${messageOf(err)}`, { cause: err });
+  }
+  return { ca: checkClientCa(pem, file), contentDigest: digest(pem) };
+}
+
+/** Checks a client CA bundle: at least one certificate, every one parses, OpenSSL takes it. */
+export function checkClientCa(pem: string, file: string): LoadedClientCa {
+  const blocks = pem.match(PEM_CERTIFICATE) ?? [];
+  if (blocks.length === 0) {
+    throw new BreezeError('TLS_MATERIAL', `${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+  }
+  const certificates: X509Certificate[] = [];
+  for (const [i, block] of blocks.entries()) {
+    try {
+      certificates.push(new X509Certificate(block));
+    } catch (err) {
+      throw new BreezeError(
+        'TLS_MATERIAL',
+        `${file}: certificate ${i + 1} of ${blocks.length} does not parse: ${messageOf(err)}`,
+      );
+    }
+  }
+  // Only the certificate blocks reach OpenSSL (a stray key or comment in the file is left out).
+  const certs = `${blocks.join('\n')}\n`;
+  try {
+    createSecureContext({ ca: certs, minVersion: MIN_TLS_VERSION });
+  } catch (err) {
+    throw new BreezeError('TLS_MATERIAL', `${file} cannot be used as a CA bundle: ${messageOf(err)}`);
+  }
+  return { pem: certs, certificates };
+}
+
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-function digest(cert: string, key: string): string {
-  return createHash('sha256').update(cert).update('\0').update(key).digest('hex');
+function digest(...parts: readonly string[]): string {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p).update('\0');
+  return h.digest('hex');
+}
+
+/** An ISO time that never throws (an unparseable notAfter must not crash a log line). */
+function isoTime(d: Date): string {
+  return Number.isNaN(d.getTime()) ? 'unknown' : d.toISOString();
 }
 
 /**
- * Keeps the serving certificate current without a restart. Kubernetes updates a Secret volume by
- * swapping a `..data` symlink, so the files' directory is watched (not the files) and any event
- * triggers a debounced re-read; a periodic poll compares the content as well, because file events
- * are lost on some filesystems and when the target lives elsewhere. A pair that does not load
- * (half-written, mismatched, garbage) is rejected once, with one warning, and the previous pair
- * stays in use.
+ * Keeps the serving certificate (and, with --client-ca-file, the client CA bundle) current without
+ * a restart. Kubernetes updates a Secret or ConfigMap volume by swapping a `..data` symlink, so
+ * the files' directories are watched (not the files) and any event triggers a debounced re-read;
+ * a periodic poll compares the content as well, because file events are lost on some filesystems
+ * and when the target lives elsewhere. The pair and the CA bundle are checked independently: one
+ * that does not load (half-written, mismatched, garbage, too large, not a regular file) is
+ * rejected once, with one warning, and the previous one stays in use. No check can throw out of
+ * a timer or a watch callback: every failure ends in a log line.
  */
 export class CertificateReloader {
   readonly certFile: string;
   readonly keyFile: string;
+  readonly clientCaFile: string | undefined;
   private readonly pollIntervalMs: number;
   private readonly logger: Logger;
   private readonly metrics: Metrics;
@@ -106,6 +200,10 @@ export class CertificateReloader {
   private pairDigest = '';
   /** Digest of the last rejected content, so a broken pair is reported once, not on every poll. */
   private rejectedDigest = '';
+  private clientCa: LoadedClientCa | undefined;
+  private clientCaDigest = '';
+  private rejectedClientCaDigest = '';
+  private readonly clientCaListeners = new Set<(ca: LoadedClientCa) => void>();
   private readonly servers = new Set<TlsServer>();
   private readonly watchers: FSWatcher[] = [];
   private pollTimer: NodeJS.Timeout | undefined;
@@ -117,21 +215,32 @@ export class CertificateReloader {
   constructor(opts: CertificateReloaderOptions) {
     this.certFile = opts.certFile;
     this.keyFile = opts.keyFile;
+    this.clientCaFile = opts.clientCaFile;
     this.pollIntervalMs = opts.pollIntervalMs ?? 10_000;
     this.logger = opts.logger;
     this.metrics = opts.metrics;
   }
 
   get loaded(): boolean {
-    return this.pair !== undefined;
+    return this.pair !== undefined && (this.clientCaFile === undefined || this.clientCa !== undefined);
   }
 
-  /** Loads the pair (TLS_MATERIAL when it is unusable), then starts watching and polling. */
+  /**
+   * Loads the pair and the client CA bundle (TLS_MATERIAL when either is unusable), then starts
+   * watching and polling.
+   */
   async start(): Promise<void> {
     const pair = await loadPair(this.certFile, this.keyFile);
+    const ca = this.clientCaFile === undefined ? undefined : await loadClientCa(this.clientCaFile);
     this.accept(pair, 'initial');
+    if (ca !== undefined) this.acceptClientCa(ca.ca, ca.contentDigest, 'initial');
     this.stopped = false;
-    for (const dir of new Set([dirname(this.certFile), dirname(this.keyFile)])) this.watchDir(dir);
+    const files = [
+      this.certFile,
+      this.keyFile,
+      ...(this.clientCaFile === undefined ? [] : [this.clientCaFile]),
+    ];
+    for (const dir of new Set(files.map((f) => dirname(f)))) this.watchDir(dir);
     this.pollTimer = setInterval(() => this.check(), this.pollIntervalMs);
     this.pollTimer.unref();
   }
@@ -143,10 +252,23 @@ export class CertificateReloader {
     return { cert: pair.cert, key: pair.key, notAfter: pair.notAfter };
   }
 
+  /** The client CA bundle in use; undefined without --client-ca-file (or before start()). */
+  currentClientCa(): LoadedClientCa | undefined {
+    return this.clientCa;
+  }
+
+  /** Calls `listener` after every reloaded client CA bundle (applied to the servers already). */
+  onClientCaChange(listener: (ca: LoadedClientCa) => void): () => void {
+    this.clientCaListeners.add(listener);
+    return () => {
+      this.clientCaListeners.delete(listener);
+    };
+  }
+
   /** Applies every accepted pair to `server` from now on; returns a function that detaches it. */
   attach(server: TlsServer): () => void {
     this.servers.add(server);
-    if (this.pair !== undefined) this.apply(server, this.pair);
+    if (this.pair !== undefined) this.apply(server);
     return () => {
       this.servers.delete(server);
     };
@@ -160,6 +282,7 @@ export class CertificateReloader {
     this.pollTimer = undefined;
     this.debounceTimer = undefined;
     this.servers.clear();
+    this.clientCaListeners.clear();
   }
 
   private watchDir(dir: string): void {
@@ -189,46 +312,99 @@ export class CertificateReloader {
     this.debounceTimer.unref();
   }
 
-  /** Runs one check at a time; a trigger during a check causes exactly one more. */
+  /**
+   * Runs one check at a time; a trigger during a check causes exactly one more. Called from the
+   * poll interval, the debounce timer and itself: it never throws and its promise never rejects.
+   */
   private check(): void {
     if (this.stopped) return;
     if (this.checking !== undefined) {
       this.recheck = true;
       return;
     }
-    this.checking = this.checkOnce().finally(() => {
-      this.checking = undefined;
-      if (this.recheck) {
-        this.recheck = false;
-        this.check();
-      }
-    });
+    this.checking = this.checkOnce()
+      .catch((err: unknown) => {
+        this.logger.error({ reason: messageOf(err) }, 'certificate reload check failed');
+      })
+      .finally(() => {
+        this.checking = undefined;
+        if (this.recheck) {
+          this.recheck = false;
+          this.check();
+        }
+      });
   }
 
   private async checkOnce(): Promise<void> {
+    const pairChanged = await this.checkPairOnce();
+    const caChanged = await this.checkClientCaOnce();
+    if (this.stopped || (!pairChanged && !caChanged)) return;
+    for (const server of this.servers) this.apply(server);
+    if (caChanged && this.clientCa !== undefined) {
+      for (const listener of this.clientCaListeners) {
+        try {
+          listener(this.clientCa);
+        } catch (err) {
+          this.logger.error({ reason: messageOf(err) }, 'client CA change listener failed');
+        }
+      }
+    }
+  }
+
+  /** True when a new pair was accepted. */
+  private async checkPairOnce(): Promise<boolean> {
     let cert: string;
     let key: string;
     try {
-      [cert, key] = await Promise.all([readFile(this.certFile, 'utf8'), readFile(this.keyFile, 'utf8')]);
+      [cert, key] = await Promise.all([readTlsFile(this.certFile), readTlsFile(this.keyFile)]);
     } catch (err) {
       this.reject(`unreadable:${messageOf(err)}`, messageOf(err));
-      return;
+      return false;
     }
     const d = digest(cert, key);
-    if (this.stopped) return;
+    if (this.stopped) return false;
     if (d === this.pairDigest) {
       // Back to (or still on) the pair in use: a broken pair seen again later is news again.
       this.rejectedDigest = '';
-      return;
+      return false;
     }
     let pair: Loaded;
     try {
       pair = checkPair(cert, key, this.certFile, this.keyFile);
     } catch (err) {
       this.reject(d, messageOf(err));
-      return;
+      return false;
     }
     this.accept(pair, 'reload');
+    return true;
+  }
+
+  /** True when a new client CA bundle was accepted. */
+  private async checkClientCaOnce(): Promise<boolean> {
+    const file = this.clientCaFile;
+    if (file === undefined) return false;
+    let pem: string;
+    try {
+      pem = await readTlsFile(file);
+    } catch (err) {
+      this.rejectClientCa(`unreadable:${messageOf(err)}`, messageOf(err));
+      return false;
+    }
+    const d = digest(pem);
+    if (this.stopped) return false;
+    if (d === this.clientCaDigest) {
+      this.rejectedClientCaDigest = '';
+      return false;
+    }
+    let ca: LoadedClientCa;
+    try {
+      ca = checkClientCa(pem, file);
+    } catch (err) {
+      this.rejectClientCa(d, messageOf(err));
+      return false;
+    }
+    this.acceptClientCa(ca, d, 'reload');
+    return true;
   }
 
   private reject(contentId: string, reason: string): void {
@@ -241,18 +417,25 @@ export class CertificateReloader {
     );
   }
 
+  private rejectClientCa(contentId: string, reason: string): void {
+    if (contentId === this.rejectedClientCaDigest) return;
+    this.rejectedClientCaDigest = contentId;
+    this.metrics.tlsReloads.inc({ result: 'failure' });
+    this.logger.warn(
+      { clientCaFile: this.clientCaFile, reason, certificates: this.clientCa?.certificates.length },
+      'rejected new client CA bundle; keeping the current one',
+    );
+  }
+
   private accept(pair: Loaded, why: 'initial' | 'reload'): void {
     this.pair = pair;
     this.pairDigest = digest(pair.cert, pair.key);
     this.rejectedDigest = '';
     this.metrics.tlsCertificateExpiry.set(Math.floor(pair.notAfter.getTime() / 1000));
-    if (why === 'reload') {
-      for (const server of this.servers) this.apply(server, pair);
-      this.metrics.tlsReloads.inc({ result: 'success' });
-    }
+    if (why === 'reload') this.metrics.tlsReloads.inc({ result: 'success' });
     if (pair.notAfter.getTime() <= Date.now()) {
       this.logger.warn(
-        { certFile: this.certFile, serial: pair.serial, notAfter: pair.notAfter.toISOString() },
+        { certFile: this.certFile, serial: pair.serial, notAfter: isoTime(pair.notAfter) },
         'the serving certificate has expired',
       );
     }
@@ -261,15 +444,48 @@ export class CertificateReloader {
         certFile: this.certFile,
         serial: pair.serial,
         fingerprint256: pair.fingerprint256,
-        notAfter: pair.notAfter.toISOString(),
+        notAfter: isoTime(pair.notAfter),
       },
       why === 'initial' ? 'loaded serving certificate' : 'reloaded serving certificate',
     );
   }
 
-  private apply(server: TlsServer, pair: Loaded): void {
+  private acceptClientCa(ca: LoadedClientCa, contentDigest: string, why: 'initial' | 'reload'): void {
+    this.clientCa = ca;
+    this.clientCaDigest = contentDigest;
+    this.rejectedClientCaDigest = '';
+    if (why === 'reload') this.metrics.tlsReloads.inc({ result: 'success' });
+    const now = Date.now();
+    const expired = ca.certificates.filter((c) => new Date(c.validTo).getTime() <= now).length;
+    const notCa = ca.certificates.filter((c) => !c.ca).length;
+    if (expired > 0 || notCa > 0) {
+      this.logger.warn(
+        { clientCaFile: this.clientCaFile, expired, notCa },
+        'the client CA bundle holds expired or non-CA certificates (they authenticate no client, or only themselves)',
+      );
+    }
+    this.logger.info(
+      {
+        clientCaFile: this.clientCaFile,
+        certificates: ca.certificates.length,
+        // Bounded: the first few subjects are enough to tell which bundle is in use.
+        subjects: ca.certificates.slice(0, 5).map((c) => c.subject.slice(0, 256)),
+      },
+      why === 'initial' ? 'loaded client CA bundle' : 'reloaded client CA bundle',
+    );
+  }
+
+  private apply(server: TlsServer): void {
+    const pair = this.pair;
+    if (pair === undefined) return;
     try {
-      server.setSecureContext({ cert: pair.cert, key: pair.key, minVersion: MIN_TLS_VERSION });
+      server.setSecureContext({
+        cert: pair.cert,
+        key: pair.key,
+        minVersion: MIN_TLS_VERSION,
+        // setSecureContext replaces the whole context: the CA must be passed on every change.
+        ...(this.clientCa === undefined ? {} : { ca: this.clientCa.pem }),
+      });
     } catch (err) {
       this.logger.error({ reason: messageOf(err) }, 'cannot apply the serving certificate to the server');
     }
