@@ -96,3 +96,42 @@ t.test('usage lists every flag with its variable', async (t) => {
   ])
     t.match(u, f);
 });
+
+t.test('--client-ca-file and --client-allowed-names (both modes, flag or env)', async (t) => {
+  for (const mode of ['local', 'cluster']) {
+    const none = parseServeConfig(['--mode', mode], {});
+    t.equal(none.clientCaFile, undefined, `${mode}: no client certificate asked for by default`);
+    t.same(none.clientAllowedNames, []);
+    const c = parseServeConfig(['--mode', mode, '--client-ca-file', '/etc/breeze/client-ca/ca.crt'], {
+      BREEZE_CLIENT_ALLOWED_NAMES: ' kube-apiserver-webhook-client , front-proxy-client,',
+    });
+    t.equal(c.clientCaFile, '/etc/breeze/client-ca/ca.crt');
+    t.same(c.clientAllowedNames, ['kube-apiserver-webhook-client', 'front-proxy-client']);
+  }
+  t.equal(parseServeConfig([], { BREEZE_CLIENT_CA_FILE: 'ca.pem' }).clientCaFile, 'ca.pem');
+  t.equal(
+    parseServeConfig(['--client-ca-file', 'flag.pem'], { BREEZE_CLIENT_CA_FILE: 'env.pem' }).clientCaFile,
+    'flag.pem',
+    'the flag wins over the variable',
+  );
+  const cases: [string[], Record<string, string>, RegExp][] = [
+    // An empty path must not silently turn authentication off.
+    [['--client-ca-file', ''], {}, /--client-ca-file \(BREEZE_CLIENT_CA_FILE\): "" must be the path/],
+    [[], { BREEZE_CLIENT_CA_FILE: '  ' }, /--client-ca-file .* must be the path of a PEM CA bundle/],
+    [['--client-allowed-names', 'kube-apiserver'], {}, /--client-allowed-names .* needs --client-ca-file/],
+    [
+      ['--client-ca-file', 'ca.pem', '--client-allowed-names', ' , '],
+      {},
+      /--client-allowed-names .* must list at least one Common Name/,
+    ],
+  ];
+  for (const [argv, env, re] of cases)
+    t.throws(
+      () => parseServeConfig(argv, env),
+      { code: 'BAD_FLAG', message: re },
+      JSON.stringify([argv, env]),
+    );
+  const u = serveUsage();
+  t.match(u, /--client-ca-file .*requires a client certificate.*\(BREEZE_CLIENT_CA_FILE\)/);
+  t.match(u, /--client-allowed-names .*Common Names.*\(BREEZE_CLIENT_ALLOWED_NAMES\)/);
+});

@@ -55,12 +55,7 @@ interface Answer {
 }
 
 /** POSTs a review to /validate with an optional client certificate; rejects on any TLS failure. */
-function post(
-  h: Harness,
-  uid: string,
-  client?: PemPair,
-  agent: Agent | false = false,
-): Promise<Answer> {
+function post(h: Harness, uid: string, client?: PemPair, agent: Agent | false = false): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = httpsRequest(
       {
@@ -164,7 +159,10 @@ t.test('the CA bundle is reloaded: new CA accepted, old one refused, broken one 
 
   // Rotate to B: B's clients get in, A's are refused, A's open keep-alive connection is closed.
   replace(caFile, caB.cert);
-  await waitFor('the new CA to be used', async () => (await refused(post(h, 'b-x', certB))) === 'answered 200');
+  await waitFor(
+    'the new CA to be used',
+    async () => (await refused(post(h, 'b-x', certB))) === 'answered 200',
+  );
   t.match(await refused(post(h, 'a-2', certA)), /UNKNOWN_CA|ECONNRESET|socket hang up/);
   t.match(
     await refused(post(h, 'a-keepalive', certA, agentA)),
@@ -183,7 +181,9 @@ t.test('the CA bundle is reloaded: new CA accepted, old one refused, broken one 
   );
   replace(caFile, caB.cert.slice(0, 200) + '\n-----END CERTIFICATE-----\n');
   await waitFor('the truncated bundle to be rejected', () =>
-    h.log.lines().some((l) => l.msg.startsWith('rejected new client CA bundle') && /does not parse/.test(l.reason)),
+    h.log
+      .lines()
+      .some((l) => l.msg.startsWith('rejected new client CA bundle') && /does not parse/.test(l.reason)),
   );
   t.equal((await post(h, 'b-after-broken', certB)).status, 200, 'B still accepted');
   t.match(await refused(post(h, 'a-after-broken', certA)), /UNKNOWN_CA|ECONNRESET|socket hang up/);
