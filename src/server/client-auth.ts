@@ -7,7 +7,7 @@
 // clients, and, when the CA bundle changes, dropping connections (and session tickets) whose
 // certificate the new bundle no longer vouches for.
 import { randomBytes, type X509Certificate } from 'node:crypto';
-import type { Server as TlsServer, TLSSocket } from 'node:tls';
+import type { PeerCertificate, Server as TlsServer, TLSSocket } from 'node:tls';
 import type { Logger } from '../telemetry/logger.js';
 import type { LoadedClientCa } from './tls.js';
 
@@ -47,7 +47,9 @@ class LogLimiter {
 
 /** The subject Common Names of a peer certificate (several when the subject repeats CN). */
 export function commonNamesOf(socket: TLSSocket): string[] {
-  const cn: unknown = socket.getPeerCertificate().subject?.CN;
+  // `{}` when the peer sent no certificate, whatever the type says.
+  const peer: Partial<PeerCertificate> = socket.getPeerCertificate();
+  const cn: unknown = peer.subject?.CN;
   if (typeof cn === 'string') return [cn];
   if (Array.isArray(cn)) return cn.filter((v): v is string => typeof v === 'string');
   return [];

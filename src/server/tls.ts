@@ -336,17 +336,28 @@ export class CertificateReloader {
   }
 
   private async checkOnce(): Promise<void> {
-    const pairChanged = await this.checkPairOnce();
-    const caChanged = await this.checkClientCaOnce();
-    if (this.stopped || (!pairChanged && !caChanged)) return;
+    const pairBefore = this.pair;
+    const caBefore = this.clientCa;
+    try {
+      await this.checkPairOnce();
+      await this.checkClientCaOnce();
+    } finally {
+      // What was accepted is applied even if reporting it (a log line, a metric) threw: the
+      // servers never lag behind the reloader's state.
+      const caChanged = this.clientCa !== caBefore;
+      if (!this.stopped && (this.pair !== pairBefore || caChanged)) this.propagate(caChanged);
+    }
+  }
+
+  private propagate(caChanged: boolean): void {
     for (const server of this.servers) this.apply(server);
-    if (caChanged && this.clientCa !== undefined) {
-      for (const listener of this.clientCaListeners) {
-        try {
-          listener(this.clientCa);
-        } catch (err) {
-          this.logger.error({ reason: messageOf(err) }, 'client CA change listener failed');
-        }
+    const ca = this.clientCa;
+    if (!caChanged || ca === undefined) return;
+    for (const listener of this.clientCaListeners) {
+      try {
+        listener(ca);
+      } catch (err) {
+        this.logger.error({ reason: messageOf(err) }, 'client CA change listener failed');
       }
     }
   }

@@ -9,11 +9,11 @@ import { renameSync, writeFileSync } from 'node:fs';
 import { Agent, request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import t from 'tap';
-import { createCa, type PemPair } from '../../src/pki/certs.js';
+import { createCa, createServingCert, type PemPair } from '../../src/pki/certs.js';
 import { checkClientCa, readTlsFile, MAX_TLS_FILE_BYTES } from '../../src/server/tls.js';
 import { isBreezeError } from '../../src/errors.js';
 import { waitFor } from '../wait.js';
-import { getHealth, makeCerts, sample, startHarness, validV1, type Harness } from './helpers.js';
+import { getHealth, HOSTS, makeCerts, sample, startHarness, validV1, type Harness } from './helpers.js';
 
 const ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 
@@ -90,7 +90,8 @@ async function refused(p: Promise<Answer>): Promise<string> {
     const a = await p;
     return `answered ${a.status}`;
   } catch (err) {
-    return String((err as { code?: unknown }).code ?? (err as Error).message);
+    const code = (err as { code?: unknown }).code;
+    return typeof code === 'string' ? code : (err as Error).message;
   }
 }
 
@@ -196,6 +197,40 @@ t.test('the CA bundle is reloaded: new CA accepted, old one refused, broken one 
   replace(caFile, caA.cert + caB.cert);
   await waitFor('the two-CA bundle', async () => (await refused(post(h, 'a-3', certA))) === 'answered 200');
   t.equal((await post(h, 'b-3', certB)).status, 200);
+});
+
+t.test('a serving certificate reload keeps requiring client certificates', async (t) => {
+  const dir = t.testdir();
+  const servingCa = await createCa({ commonName: 'serving-ca' });
+  const first = await createServingCert(servingCa, HOSTS);
+  const second = await createServingCert(servingCa, HOSTS);
+  const clientCa = await createCa({ commonName: 'client-ca' });
+  const files = {
+    certFile: join(dir, 'tls.crt'),
+    keyFile: join(dir, 'tls.key'),
+    caFile: join(dir, 'client-ca.crt'),
+  };
+  writeFileSync(files.certFile, first.cert);
+  writeFileSync(files.keyFile, first.key);
+  writeFileSync(files.caFile, clientCa.cert);
+  const h = await startHarness(t, {
+    certs: { dir, ca: servingCa.cert, caFile: '', certFile: files.certFile, keyFile: files.keyFile },
+    clientCaFile: files.caFile,
+    pollIntervalMs: 100,
+  });
+  const good = await clientCert(clientCa, 'kube-apiserver');
+  t.equal((await post(h, 'before', good)).status, 200);
+  // The new pair replaces the whole secure context: the client CA must come along with it.
+  writeFileSync(`${files.keyFile}.tmp`, second.key);
+  writeFileSync(`${files.certFile}.tmp`, second.cert);
+  renameSync(`${files.keyFile}.tmp`, files.keyFile);
+  renameSync(`${files.certFile}.tmp`, files.certFile);
+  await waitFor('the new serving certificate', () =>
+    h.log.lines().some((l) => l.msg === 'reloaded serving certificate'),
+  );
+  t.equal((await post(h, 'after', good)).status, 200, 'the right client certificate still works');
+  t.match(await refused(post(h, 'after-none')), /CERTIFICATE_REQUIRED|ECONNRESET|socket hang up/);
+  t.equal(h.admitted.length, 2);
 });
 
 t.test('--client-allowed-names: a verified certificate with another Common Name is refused', async (t) => {
