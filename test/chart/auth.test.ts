@@ -219,3 +219,30 @@ t.test('values.schema.json rejects bad client CA and NetworkPolicy values', asyn
     }),
   );
 });
+
+t.test('NOTES say whether webhook callers are authenticated', async (t) => {
+  const notes = async (flags: string[]): Promise<string> => {
+    const res = await helm([
+      'install',
+      RELEASE,
+      CHART,
+      '--namespace',
+      NAMESPACE,
+      '--dry-run=client',
+      ...flags,
+    ]);
+    t.equal(res.code, 0, res.stderr);
+    return res.stdout.slice(res.stdout.indexOf('NOTES:'));
+  };
+  t.match(await notes([]), 'Webhook callers: no client certificate asked for\n');
+  t.match(
+    await notes([
+      '--set',
+      'webhook.clientCA.existingSecret=apiserver-client-ca',
+      '--set',
+      'networkPolicy.enabled=true',
+      API_SERVER_PEER,
+    ]),
+    `Webhook callers: client certificate required (webhook.clientCA; the API server must present one), NetworkPolicy ${FULLNAME}\n`,
+  );
+});
