@@ -209,6 +209,8 @@ interface Filed {
   kind?: HostIndexedKind;
   hosts: string[];
   addresses: string[];
+  /** Addresses claimed in the confirmed-only index (a confirmed entry's). */
+  confirmedAddresses?: string[];
   secrets: string[];
   routeHosts: string[];
 }
@@ -227,6 +229,8 @@ export class ConfigStore implements ConfigView {
     HOST_INDEXED_KINDS.map((k) => [k, new Map()]),
   );
   private readonly addressOwners = new Map<string, string>();
+  /** The same for confirmed entries only (VIP allocation: a pending admission owns nothing). */
+  private readonly confirmedAddressOwners = new Map<string, string>();
   /** `ns/name` of a Secret → keys of the Redis CRs reading it. */
   private readonly secretReaders = new Map<string, Map<string, true>>();
   /** Host a RedisService routes to → keys of those RedisServices. */
@@ -457,8 +461,11 @@ export class ConfigStore implements ConfigView {
     try {
       const effective = this.effectiveOf(key, slot, next);
       const contentKey = contentKeyOf(effective?.object);
-      const derived =
-        effective === undefined || contentKey === slot.contentKey ? undefined : this.indexDataOf(effective);
+      // Same content: the indexes stay, unless it just became confirmed (or stopped being).
+      const reindex =
+        effective !== undefined &&
+        (contentKey !== slot.contentKey || effective.confirmed !== slot.effective?.confirmed);
+      const derived = reindex ? this.indexDataOf(effective) : undefined;
       plan = { effective, contentKey, filed: derived?.filed, service: derived?.service };
     } catch (err) {
       const message = `could not be read: ${quote(err instanceof Error ? err.message : String(err))}`;
@@ -475,7 +482,13 @@ export class ConfigStore implements ConfigView {
       this.slots.delete(key);
     else this.slots.set(key, slot);
     if (!changed) {
-      if (plan.effective !== undefined && before !== undefined) this.refile(key, plan.effective); // fresh object
+      if (plan.effective === undefined || before === undefined) return true;
+      if (plan.filed === undefined) this.refile(key, plan.effective); // fresh object, same indexes
+      else {
+        // Confirmed (or back to pending) with the same content: nothing to regenerate.
+        this.unindex(key);
+        this.index(plan.effective, plan);
+      }
       return true;
     }
     this.collectAffected(before, affected);
@@ -626,6 +639,14 @@ export class ConfigStore implements ConfigView {
     return this.addressOwners.get(address);
   }
 
+  /**
+   * The key of the ServiceEntry using this address when an authoritative source holds it (an
+   * admission change still pending does not own an address): what VIP allocation respects.
+   */
+  confirmedAddressOwner(address: string): string | undefined {
+    return this.confirmedAddressOwners.get(address);
+  }
+
   // ---- indexes ------------------------------------------------------------------------------
 
   /** EnvoyFilters recorded (annotation breeze.io/service) for a service key. */
@@ -677,6 +698,14 @@ export class ConfigStore implements ConfigView {
       this.addressOwners.set(a, entry.key);
       at.addresses.push(a);
     }
+    if (entry.confirmed) {
+      at.confirmedAddresses = [];
+      for (const a of planned.addresses) {
+        if (this.confirmedAddressOwners.has(a)) continue;
+        this.confirmedAddressOwners.set(a, entry.key);
+        at.confirmedAddresses.push(a);
+      }
+    }
     if (plan.service !== undefined) {
       for (const h of at.serviceHosts) getOrCreate(this.servicesByHost, h).set(entry.key, plan.service);
     }
@@ -695,6 +724,8 @@ export class ConfigStore implements ConfigView {
     const index = at.kind === undefined ? undefined : this.byHost.get(at.kind);
     if (index !== undefined) for (const h of at.hosts) dropFrom(index, h, key);
     for (const a of at.addresses) if (this.addressOwners.get(a) === key) this.addressOwners.delete(a);
+    for (const a of at.confirmedAddresses ?? [])
+      if (this.confirmedAddressOwners.get(a) === key) this.confirmedAddressOwners.delete(a);
     for (const s of at.secrets) dropFrom(this.secretReaders, s, key);
     for (const h of at.routeHosts) dropFrom(this.routedBy, h, key);
     if (at.owner !== undefined) dropFrom(this.filtersByService, at.owner, key);
