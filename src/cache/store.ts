@@ -440,7 +440,7 @@ export class ConfigStore implements ConfigView {
       next = { layers, pending, tombstone };
     }
     if (this.transition(key, slot, next, origin, affected, object)) {
-      this.rejected.delete(`${origin} ${key}`);
+      if (this.rejected.size > 0) this.rejected.delete(rejectionId(origin, kind, namespace, name));
     }
   }
 
@@ -483,7 +483,8 @@ export class ConfigStore implements ConfigView {
     else this.slots.set(key, slot);
     if (!changed) {
       if (plan.effective === undefined || before === undefined) return true;
-      if (plan.filed === undefined) this.refile(key, plan.effective); // fresh object, same indexes
+      if (plan.filed === undefined)
+        this.refile(key, plan.effective); // fresh object, same indexes
       else {
         // Confirmed (or back to pending) with the same content: nothing to regenerate.
         this.unindex(key);
@@ -507,12 +508,11 @@ export class ConfigStore implements ConfigView {
     object: JsonRecord | undefined,
     violation: BoundsViolation,
   ): void {
-    const cut = (v: string | undefined): string | undefined =>
-      v === undefined ? undefined : v.length > 100 ? `${v.slice(0, 100)}...` : v;
-    const key = objectKey(kind, cut(namespace) ?? '', cut(name) ?? '');
-    const version = cut(asString(asRecord(object?.metadata)?.resourceVersion));
+    const key = objectKey(kind, cut(namespace), cut(name));
+    const rv = asString(asRecord(object?.metadata)?.resourceVersion);
+    const version = rv === undefined ? undefined : cut(rv);
     const fingerprint = `${version ?? ''}\n${violation.path}\n${violation.message}`;
-    const id = `${origin} ${key}`;
+    const id = rejectionId(origin, kind, namespace, name);
     if (this.rejected.get(id) === fingerprint) return;
     this.rejected.delete(id);
     this.rejected.set(id, fingerprint);
@@ -730,6 +730,15 @@ export class ConfigStore implements ConfigView {
     for (const h of at.routeHosts) dropFrom(this.routedBy, h, key);
     if (at.owner !== undefined) dropFrom(this.filtersByService, at.owner, key);
   }
+}
+
+/** A name or version as reported: at most 100 characters of it. */
+function cut(v: string): string {
+  return v.length > 100 ? `${v.slice(0, 100)}...` : v;
+}
+
+function rejectionId(origin: Origin, kind: string, namespace: string, name: string): string {
+  return `${origin} ${objectKey(kind, cut(namespace), cut(name))}`;
 }
 
 function getOrCreate<K, V>(m: Map<K, Map<string, V>>, k: K): Map<string, V> {
