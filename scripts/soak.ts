@@ -261,7 +261,7 @@ async function main(): Promise<number> {
         '--kubeconfig',
         kubeconfig,
         '--sources',
-        'admission,kubernetes,istiod',
+        'kubernetes,istiod',
         '--istiod-address',
         istiod.address,
         '--log-level',

@@ -1,5 +1,8 @@
+import { createHash } from 'node:crypto';
+import { checkBounds, type BoundsViolation } from '../model/bounds.js';
 import { asArray, asRecord, asString, canonicalJson, type JsonRecord } from '../model/json.js';
 import { objectRef } from '../model/kinds.js';
+import { quote } from '../model/limits.js';
 import { resolveHost } from '../model/names.js';
 import { hasProtocolPort, serviceViewOf, type ServiceView } from '../model/service.js';
 
@@ -106,11 +109,14 @@ export function visibleIn(object: JsonRecord, namespace: string): boolean {
   return exportTo.some((e) => e === '*' || e === namespace || (e === '.' && own === namespace));
 }
 
-/** Parts of an object that can change generated output: not status, resourceVersion or managedFields. */
-function contentOf(object: JsonRecord | undefined): string {
+/**
+ * Digest of the parts of an object that can change generated output (not status, resourceVersion
+ * or managedFields); '' for no object. A digest, not the text: the store keeps one per key.
+ */
+function contentKeyOf(object: JsonRecord | undefined): string {
   if (object === undefined) return '';
   const meta = asRecord(object.metadata) ?? {};
-  return canonicalJson({
+  const text = canonicalJson({
     labels: meta.labels,
     annotations: meta.annotations,
     creationTimestamp: meta.creationTimestamp,
@@ -118,6 +124,7 @@ function contentOf(object: JsonRecord | undefined): string {
     data: object.data,
     stringData: object.stringData,
   });
+  return createHash('sha256').update(text).digest('base64');
 }
 
 /**
@@ -133,18 +140,66 @@ export function compareEntries(a: Entry, b: Entry): number {
   return ka < kb ? -1 : ka > kb ? 1 : 0;
 }
 
+interface Pending {
+  readonly object: JsonRecord | undefined;
+  readonly since: number;
+  readonly baseVersion: string | undefined;
+}
+
+/** The source-facing state of one key: what a change replaces as a whole. */
+interface SlotState {
+  readonly layers: ReadonlyMap<Authority, JsonRecord>;
+  /** Admission change not yet seen by an authoritative source; `object` undefined = DELETE. */
+  readonly pending: Pending | undefined;
+  /** Kubernetes deleted it: istiod's (lagging) copy must not bring it back. */
+  readonly tombstone: boolean;
+}
+
 /** What one key holds: a copy per authoritative origin and at most one pending admission change. */
 interface Slot {
   readonly kind: string;
   readonly namespace: string;
   readonly name: string;
-  readonly layers: Map<Authority, JsonRecord>;
-  /** Admission change not yet seen by an authoritative source; `object` undefined = DELETE. */
-  pending?: { object: JsonRecord | undefined; since: number; baseVersion: string | undefined };
-  /** Kubernetes deleted it: istiod's (lagging) copy must not bring it back. */
-  tombstone?: boolean;
+  state: SlotState;
   effective?: Entry;
+  /** contentKeyOf(effective?.object), computed when it was committed. */
+  contentKey: string;
 }
+
+/** A key's next effective entry with everything derived from it, computed before any commit. */
+interface Plan {
+  readonly effective: Entry | undefined;
+  readonly contentKey: string;
+  /** Index data of `effective` (addresses are candidates: the first claimant keeps an address). */
+  readonly filed: Filed | undefined;
+  readonly service: ServiceView | undefined;
+}
+
+/** An object a source delivered that the store did not take (its previous version is kept). */
+export interface Rejection {
+  readonly origin: Origin;
+  /** `Kind/namespace/name`, the name cut to MAX_QUOTED_LENGTH. */
+  readonly key: string;
+  /** metadata.resourceVersion, cut to MAX_QUOTED_LENGTH; undefined when it has none. */
+  readonly version: string | undefined;
+  /** Field path of the offending value ('' when the whole object failed). */
+  readonly path: string;
+  readonly message: string;
+}
+
+export interface StoreHooks {
+  /**
+   * An object was not taken into the cache: over the bounds of model/bounds.ts, or a step that
+   * derives data from it failed. Called once per object version and origin (repeats of the same
+   * rejection, e.g. on a relist, are not reported again).
+   */
+  readonly onRejected?: (rejection: Rejection) => void;
+  /** A change listener threw; the store state is already consistent. */
+  readonly onListenerError?: (err: unknown) => void;
+}
+
+/** Distinct (origin, key) rejections remembered for "report once"; the oldest is forgotten first. */
+const MAX_REMEMBERED_REJECTIONS = 10_000;
 
 /** Where an effective object was indexed, so an update costs what it touches, not the store size. */
 interface Filed {
@@ -154,6 +209,8 @@ interface Filed {
   kind?: HostIndexedKind;
   hosts: string[];
   addresses: string[];
+  /** Addresses claimed in the confirmed-only index (a confirmed entry's). */
+  confirmedAddresses?: string[];
   secrets: string[];
   routeHosts: string[];
 }
@@ -172,6 +229,8 @@ export class ConfigStore implements ConfigView {
     HOST_INDEXED_KINDS.map((k) => [k, new Map()]),
   );
   private readonly addressOwners = new Map<string, string>();
+  /** The same for confirmed entries only (VIP allocation: a pending admission owns nothing). */
+  private readonly confirmedAddressOwners = new Map<string, string>();
   /** `ns/name` of a Secret → keys of the Redis CRs reading it. */
   private readonly secretReaders = new Map<string, Map<string, true>>();
   /** Host a RedisService routes to → keys of those RedisServices. */
@@ -182,10 +241,13 @@ export class ConfigStore implements ConfigView {
   private readonly listeners = new Set<ChangeListener>();
   /** Kind → authoritative origin → when it last reported that kind (a change, a list, progress). */
   private readonly heard = new Map<string, Map<Authority, number>>();
+  /** `origin key` → fingerprint of the last rejection reported for it. */
+  private readonly rejected = new Map<string, string>();
 
   constructor(
     readonly domain = 'cluster.local',
     private readonly now: () => number = Date.now,
+    private readonly hooks: StoreHooks = {},
   ) {}
 
   get size(): number {
@@ -265,7 +327,7 @@ export class ConfigStore implements ConfigView {
     if (origin !== 'admission') {
       this.hear(origin, kind, asOf);
       for (const [key, slot] of [...this.slots]) {
-        if (slot.kind === kind && !present.has(key) && slot.layers.has(origin)) {
+        if (slot.kind === kind && !present.has(key) && slot.state.layers.has(origin)) {
           this.applyOne(origin, kind, slot.namespace, slot.name, undefined, affected);
         }
       }
@@ -301,7 +363,7 @@ export class ConfigStore implements ConfigView {
     let held = 0;
     const affected = new Set<string>();
     for (const [key, slot] of [...this.slots]) {
-      const pending = slot.pending;
+      const pending = slot.state.pending;
       if (pending === undefined || now - pending.since < graceMs) continue;
       // The API server that called the webhook is the one to persist the change: when Kubernetes
       // serves the kind, only its progress counts (istiod's view of the same cluster lags it).
@@ -315,9 +377,9 @@ export class ConfigStore implements ConfigView {
         held++;
         continue;
       }
-      slot.pending = undefined;
-      dropped.push(key);
-      this.settle(key, slot, affected);
+      // Falls back to what the authoritative sources hold (accepted before, so it plans).
+      if (this.transition(key, slot, { ...slot.state, pending: undefined }, 'admission', affected))
+        dropped.push(key);
     }
     this.emit(affected);
     return { dropped, held };
@@ -325,7 +387,7 @@ export class ConfigStore implements ConfigView {
 
   /** Keys of admission changes still waiting for confirmation. */
   pendingKeys(): string[] {
-    return [...this.slots].filter(([, s]) => s.pending !== undefined).map(([k]) => k);
+    return [...this.slots].filter(([, s]) => s.state.pending !== undefined).map(([k]) => k);
   }
 
   private applyOne(
@@ -338,48 +400,134 @@ export class ConfigStore implements ConfigView {
     deletedVersion?: string,
   ): void {
     const key = objectKey(kind, namespace, name);
-    let slot = this.slots.get(key);
-    if (slot === undefined) {
-      slot = { kind, namespace, name, layers: new Map() };
-      this.slots.set(key, slot);
+    // Nothing changes before the object is known to be within bounds: a hostile object (a
+    // 20,000-deep field, a 100 MB string) never reaches the code that walks it recursively.
+    if (object !== undefined) {
+      const violation = checkBounds(object);
+      if (violation !== undefined) {
+        this.reject(origin, kind, namespace, name, object, violation);
+        return;
+      }
     }
+    const slot = this.slots.get(key) ?? {
+      kind,
+      namespace,
+      name,
+      state: { layers: new Map(), pending: undefined, tombstone: false },
+      contentKey: '',
+    };
+    const state = slot.state;
+    let next: SlotState;
     if (origin === 'admission') {
       // What the change was based on: the updated object's version, or the deleted one's.
       const base =
         object === undefined ? deletedVersion : asString(asRecord(object.metadata)?.resourceVersion);
-      slot.pending = { object, since: this.now(), baseVersion: base };
+      next = { ...state, pending: { object, since: this.now(), baseVersion: base } };
     } else {
-      if (object === undefined) slot.layers.delete(origin);
-      else slot.layers.set(origin, object);
-      if (origin === 'kubernetes') slot.tombstone = object === undefined;
-      if (origin === 'istiod' && object === undefined) slot.tombstone = false;
+      const layers = new Map(state.layers);
+      if (object === undefined) layers.delete(origin);
+      else layers.set(origin, object);
+      let tombstone = state.tombstone;
+      if (origin === 'kubernetes') tombstone = object === undefined;
+      if (origin === 'istiod' && object === undefined) tombstone = false;
       // An authoritative report confirms (supersedes) a pending admission change, unless it is
       // the very version the admitted UPDATE was based on (the update is not persisted yet).
       const rv = asString(asRecord(object?.metadata)?.resourceVersion);
-      if (slot.pending !== undefined && !(rv !== undefined && rv === slot.pending.baseVersion)) {
-        slot.pending = undefined;
-      }
+      const pending =
+        state.pending !== undefined && !(rv !== undefined && rv === state.pending.baseVersion)
+          ? undefined
+          : state.pending;
+      next = { layers, pending, tombstone };
     }
-    this.settle(key, slot, affected);
+    if (this.transition(key, slot, next, origin, affected, object)) {
+      if (this.rejected.size > 0) this.rejected.delete(rejectionId(origin, kind, namespace, name));
+    }
   }
 
-  /** Recomputes a key's effective object; re-indexes and reports when its content changed. */
-  private settle(key: string, slot: Slot, affected: Set<string>): void {
+  /**
+   * Moves a key to a new state: first computes everything that can fail (the effective entry,
+   * its content key, its index data), then commits with plain map updates. When a step fails,
+   * nothing changes (the previous version stays), the failure is reported, and it returns false.
+   */
+  private transition(
+    key: string,
+    slot: Slot,
+    next: SlotState,
+    origin: Origin,
+    affected: Set<string>,
+    object?: JsonRecord,
+  ): boolean {
+    let plan: Plan;
+    try {
+      const effective = this.effectiveOf(key, slot, next);
+      const contentKey = contentKeyOf(effective?.object);
+      // Same content: the indexes stay, unless it just became confirmed (or stopped being).
+      const reindex =
+        effective !== undefined &&
+        (contentKey !== slot.contentKey || effective.confirmed !== slot.effective?.confirmed);
+      const derived = reindex ? this.indexDataOf(effective) : undefined;
+      plan = { effective, contentKey, filed: derived?.filed, service: derived?.service };
+    } catch (err) {
+      const message = `could not be read: ${quote(err instanceof Error ? err.message : String(err))}`;
+      this.reject(origin, slot.kind, slot.namespace, slot.name, object, { path: '', message });
+      return false;
+    }
+    // ---- commit: nothing below throws ----
     const before = slot.effective;
-    const next = this.effectiveOf(key, slot);
-    slot.effective = next;
-    if (next === undefined && slot.layers.size === 0 && slot.pending === undefined) this.slots.delete(key);
-    if (contentOf(before?.object) === contentOf(next?.object)) {
-      if (next !== undefined && before !== undefined) this.refile(key, next); // same content, fresh object
-      return;
+    slot.state = next;
+    slot.effective = plan.effective;
+    const changed = slot.contentKey !== plan.contentKey;
+    slot.contentKey = plan.contentKey;
+    if (plan.effective === undefined && next.layers.size === 0 && next.pending === undefined)
+      this.slots.delete(key);
+    else this.slots.set(key, slot);
+    if (!changed) {
+      if (plan.effective === undefined || before === undefined) return true;
+      if (plan.filed === undefined)
+        this.refile(key, plan.effective); // fresh object, same indexes
+      else {
+        // Confirmed (or back to pending) with the same content: nothing to regenerate.
+        this.unindex(key);
+        this.index(plan.effective, plan);
+      }
+      return true;
     }
     this.collectAffected(before, affected);
     this.unindex(key);
-    if (next !== undefined) this.index(next);
-    this.collectAffected(next, affected);
+    if (plan.effective !== undefined && plan.filed !== undefined) this.index(plan.effective, plan);
+    this.collectAffected(plan.effective, affected);
+    return true;
   }
 
-  private effectiveOf(key: string, slot: Slot): Entry | undefined {
+  /** Reports a rejected object once per version and origin (never its body). */
+  private reject(
+    origin: Origin,
+    kind: string,
+    namespace: string,
+    name: string,
+    object: JsonRecord | undefined,
+    violation: BoundsViolation,
+  ): void {
+    const key = objectKey(kind, cut(namespace), cut(name));
+    const rv = asString(asRecord(object?.metadata)?.resourceVersion);
+    const version = rv === undefined ? undefined : cut(rv);
+    const fingerprint = `${version ?? ''}\n${violation.path}\n${violation.message}`;
+    const id = rejectionId(origin, kind, namespace, name);
+    if (this.rejected.get(id) === fingerprint) return;
+    this.rejected.delete(id);
+    this.rejected.set(id, fingerprint);
+    if (this.rejected.size > MAX_REMEMBERED_REJECTIONS) {
+      const oldest = this.rejected.keys().next().value;
+      if (oldest !== undefined) this.rejected.delete(oldest);
+    }
+    try {
+      this.hooks.onRejected?.({ origin, key, version, path: violation.path, message: violation.message });
+    } catch {
+      // a reporting hook must not break the store
+    }
+  }
+
+  private effectiveOf(key: string, slot: Slot, state: SlotState): Entry | undefined {
     const make = (object: JsonRecord, origin: Origin, confirmed: boolean): Entry => ({
       key,
       kind: slot.kind,
@@ -389,12 +537,12 @@ export class ConfigStore implements ConfigView {
       origin,
       confirmed,
     });
-    if (slot.pending !== undefined) {
-      return slot.pending.object === undefined ? undefined : make(slot.pending.object, 'admission', false);
+    if (state.pending !== undefined) {
+      return state.pending.object === undefined ? undefined : make(state.pending.object, 'admission', false);
     }
     for (const origin of AUTHORITIES) {
-      if (origin === 'istiod' && slot.tombstone === true) continue;
-      const o = slot.layers.get(origin);
+      if (origin === 'istiod' && state.tombstone) continue;
+      const o = state.layers.get(origin);
       if (o !== undefined) return make(o, origin, true);
     }
     return undefined;
@@ -402,7 +550,17 @@ export class ConfigStore implements ConfigView {
 
   private emit(affected: Set<string>): void {
     if (affected.size === 0) return;
-    for (const l of this.listeners) l(affected);
+    for (const l of this.listeners) {
+      try {
+        l(affected);
+      } catch (err) {
+        try {
+          this.hooks.onListenerError?.(err);
+        } catch {
+          // nothing left to report to
+        }
+      }
+    }
   }
 
   /** The service keys whose output an object takes part in. */
@@ -481,6 +639,14 @@ export class ConfigStore implements ConfigView {
     return this.addressOwners.get(address);
   }
 
+  /**
+   * The key of the ServiceEntry using this address when an authoritative source holds it (an
+   * admission change still pending does not own an address): what VIP allocation respects.
+   */
+  confirmedAddressOwner(address: string): string | undefined {
+    return this.confirmedAddressOwners.get(address);
+  }
+
   // ---- indexes ------------------------------------------------------------------------------
 
   /** EnvoyFilters recorded (annotation breeze.io/service) for a service key. */
@@ -497,44 +663,57 @@ export class ConfigStore implements ConfigView {
     for (const h of filed.hosts) index?.get(h)?.set(key, entry);
   }
 
-  private index(entry: Entry): void {
+  /** Everything `index` files an entry under, computed without touching the indexes. */
+  private indexDataOf(entry: Entry): { filed: Filed; service: ServiceView | undefined } {
     const at: Filed = { serviceHosts: [], hosts: [], addresses: [], secrets: [], routeHosts: [] };
-    this.filed.set(entry.key, at);
     const service = serviceViewOf(entry.object, this.domain);
     if (service !== undefined) {
-      if (entry.kind === 'ServiceEntry') {
-        for (const a of service.addresses) {
-          if (this.addressOwners.has(a)) continue;
-          this.addressOwners.set(a, entry.key);
-          at.addresses.push(a);
-        }
-      }
-      if (hasProtocolPort(service)) {
-        for (const h of service.hosts) getOrCreate(this.servicesByHost, h).set(entry.key, service);
-        at.serviceHosts.push(...service.hosts);
-      }
-      return;
+      if (entry.kind === 'ServiceEntry') at.addresses.push(...service.addresses);
+      if (hasProtocolPort(service)) at.serviceHosts.push(...service.hosts);
+      return { filed: at, service };
     }
     if (entry.kind === 'EnvoyFilter') {
       const owner = asString(asRecord(asRecord(entry.object.metadata)?.annotations)?.[OWNER_ANNOTATION]);
-      if (owner !== undefined) {
-        at.owner = owner;
-        getOrCreate(this.filtersByService, owner).set(entry.key, entry);
-      }
-      return;
+      if (owner !== undefined) at.owner = owner;
+      return { filed: at, service };
     }
     const kind = HOST_INDEXED_KINDS.find((k) => k === entry.kind);
-    if (kind === undefined) return;
+    if (kind === undefined) return { filed: at, service };
     at.kind = kind;
     at.hosts = namedHosts(kind, entry.object, this.domain);
-    const index = this.byHost.get(kind);
-    if (index !== undefined) for (const h of at.hosts) getOrCreate(index, h).set(entry.key, entry);
     at.secrets = referencedSecrets(kind, entry.object);
-    for (const s of at.secrets) getOrCreate(this.secretReaders, s).set(entry.key, true);
-    if (kind === 'RedisService') {
-      at.routeHosts = redisRouteHosts(entry.object, this.domain);
-      for (const h of at.routeHosts) getOrCreate(this.routedBy, h).set(entry.key, true);
+    if (kind === 'RedisService') at.routeHosts = redisRouteHosts(entry.object, this.domain);
+    return { filed: at, service };
+  }
+
+  /** Files an entry under the index data its plan computed (map updates only). */
+  private index(entry: Entry, plan: Plan): void {
+    const planned = plan.filed;
+    if (planned === undefined) return;
+    const at: Filed = { ...planned, addresses: [] };
+    this.filed.set(entry.key, at);
+    // The first claimant of an address keeps it.
+    for (const a of planned.addresses) {
+      if (this.addressOwners.has(a)) continue;
+      this.addressOwners.set(a, entry.key);
+      at.addresses.push(a);
     }
+    if (entry.confirmed) {
+      at.confirmedAddresses = [];
+      for (const a of planned.addresses) {
+        if (this.confirmedAddressOwners.has(a)) continue;
+        this.confirmedAddressOwners.set(a, entry.key);
+        at.confirmedAddresses.push(a);
+      }
+    }
+    if (plan.service !== undefined) {
+      for (const h of at.serviceHosts) getOrCreate(this.servicesByHost, h).set(entry.key, plan.service);
+    }
+    if (at.owner !== undefined) getOrCreate(this.filtersByService, at.owner).set(entry.key, entry);
+    const index = at.kind === undefined ? undefined : this.byHost.get(at.kind);
+    if (index !== undefined) for (const h of at.hosts) getOrCreate(index, h).set(entry.key, entry);
+    for (const s of at.secrets) getOrCreate(this.secretReaders, s).set(entry.key, true);
+    for (const h of at.routeHosts) getOrCreate(this.routedBy, h).set(entry.key, true);
   }
 
   private unindex(key: string): void {
@@ -545,10 +724,21 @@ export class ConfigStore implements ConfigView {
     const index = at.kind === undefined ? undefined : this.byHost.get(at.kind);
     if (index !== undefined) for (const h of at.hosts) dropFrom(index, h, key);
     for (const a of at.addresses) if (this.addressOwners.get(a) === key) this.addressOwners.delete(a);
+    for (const a of at.confirmedAddresses ?? [])
+      if (this.confirmedAddressOwners.get(a) === key) this.confirmedAddressOwners.delete(a);
     for (const s of at.secrets) dropFrom(this.secretReaders, s, key);
     for (const h of at.routeHosts) dropFrom(this.routedBy, h, key);
     if (at.owner !== undefined) dropFrom(this.filtersByService, at.owner, key);
   }
+}
+
+/** A name or version as reported: at most 100 characters of it. */
+function cut(v: string): string {
+  return v.length > 100 ? `${v.slice(0, 100)}...` : v;
+}
+
+function rejectionId(origin: Origin, kind: string, namespace: string, name: string): string {
+  return `${origin} ${objectKey(kind, cut(namespace), cut(name))}`;
 }
 
 function getOrCreate<K, V>(m: Map<K, Map<string, V>>, k: K): Map<string, V> {

@@ -192,6 +192,37 @@ function buildWriter(
   };
 }
 
+/** True for an address only this host can reach (127.0.0.0/8, ::1, localhost). */
+export function isLoopback(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return (
+    h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || /^::ffff:127\./.test(h)
+  );
+}
+
+/**
+ * The admission feed (admitted changes held as pending in the cache): local mode with a loopback
+ * webhook only. Cluster mode never has it (config refuses the source): a review POSTed straight
+ * to /validate would steer the EnvoyFilters. A local webhook on a non-loopback address is
+ * reachable by others, so there the feed is off too (said once, at start).
+ */
+function admissionFeed(
+  config: ServeConfig,
+  store: ConfigStore,
+  logger: Logger,
+  metrics: Metrics,
+): AdmissionFeed | undefined {
+  if (config.mode !== 'local' || !config.sources.includes('admission')) return undefined;
+  if (!isLoopback(config.listen.host)) {
+    logger.warn(
+      { listen: formatListenAddress(config.listen) },
+      'admission source off: the webhook listens on a non-loopback address, so anyone reaching it could feed the cache; changes arrive from --config-dir only',
+    );
+    return undefined;
+  }
+  return new AdmissionFeed(store, { graceMs: config.admissionGraceMs, logger, metrics });
+}
+
 function loadKubeConfig(config: ServeConfig): KubeConfig {
   const kubeConfig = new KubeConfig();
   if (config.kubeconfig === undefined) kubeConfig.loadFromDefault();
@@ -270,20 +301,29 @@ export async function startBreeze(
     await certs.start();
   }
 
-  const store = new ConfigStore(config.domain);
+  const store = new ConfigStore(config.domain, Date.now, {
+    onRejected: (r) => {
+      metrics.cacheRejected.inc({ origin: r.origin });
+      logger.warn(
+        { origin: r.origin, config: r.key, version: r.version, path: r.path, reason: r.message },
+        'object not taken into the config cache; its previous version (if any) is kept',
+      );
+    },
+    onListenerError: (err) => logger.error({ err }, 'a config cache listener failed'),
+  });
   const sources = buildSources(config, env, logger, kubeConfig);
-  const feed = new AdmissionFeed(store, { graceMs: config.admissionGraceMs, logger, metrics });
+  const feed = admissionFeed(config, store, logger, metrics);
   const admission: AdmissionDeps = {
     view: store,
     vips: new VipAllocator(new Ipv4Range(config.vipCidr), store),
-    ...(config.sources.includes('admission') ? { onAdmitted: feed.record } : {}),
+    ...(feed === undefined ? {} : { onAdmitted: feed.record }),
     // Who may change Breeze's EnvoyFilters: Breeze's own service account (downward API).
     breezeUsers:
       env.POD_NAMESPACE !== undefined && env.POD_SERVICE_ACCOUNT !== undefined
         ? [`system:serviceaccount:${env.POD_NAMESPACE}:${env.POD_SERVICE_ACCOUNT}`]
         : [],
   };
-  feed.start();
+  feed?.start();
   // Serving starts at once (liveness); readiness waits for every source's initial state.
   const server = await BreezeServer.start({
     listen: config.listen,
@@ -312,7 +352,7 @@ export async function startBreeze(
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopped ??= (async () => {
-      feed.stop();
+      feed?.stop();
       await Promise.all([
         server.shutdown(),
         writer.stop().then(() => Promise.all([...sources.map((s) => s.stop()), certs?.stop()])),

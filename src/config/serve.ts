@@ -113,9 +113,9 @@ export const SERVE_FLAGS = {
   },
   kubeconfig: { help: 'kubeconfig path (cluster mode; in-cluster config when unset)' },
   sources: {
-    help: 'config sources, comma-separated: admission, file, kubernetes, istiod (istiod is added in cluster mode when --istiod-address is set)',
+    help: 'config sources, comma-separated: admission (local mode only), file, kubernetes, istiod (istiod is added in cluster mode when --istiod-address is set)',
     local: 'admission,file',
-    cluster: 'admission,kubernetes',
+    cluster: 'kubernetes',
   },
   'istiod-address': {
     help: 'istiod ADS address host:port (istiod source), e.g. istiod.istio-system.svc:15012',
@@ -259,6 +259,13 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     sources.push('istiod');
   if (mode === 'local' && (sources.includes('kubernetes') || sources.includes('istiod'))) {
     bad('sources', str('sources'), 'kubernetes and istiod need --mode cluster');
+  }
+  if (mode === 'cluster' && sources.includes('admission')) {
+    bad(
+      'sources',
+      str('sources'),
+      'admission is a local-mode source: in cluster mode anyone who reaches the webhook port can POST a review the API server never saw, so only the kubernetes and istiod sources feed the cache (the watch delivers a persisted change within the debounce period)',
+    );
   }
   const domain = str('domain');
   if (!isDnsName(domain)) bad('domain', domain, 'must be a DNS name such as cluster.local');

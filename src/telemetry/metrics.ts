@@ -19,6 +19,8 @@ export interface Metrics {
   readonly admissionUnconfirmedHeld: Gauge;
   /** Changes that reached the config cache, by origin. */
   readonly cacheChanges: Counter<'origin'>;
+  /** Objects not taken into the cache (over the bounds, or unreadable), once per version, by origin. */
+  readonly cacheRejected: Counter<'origin'>;
   /** Dirty keys handed to the debouncer (a key added twice counts twice). */
   readonly debounceEvents: Counter;
   /** Debounced pushes, by result (success, failure). */
@@ -106,6 +108,12 @@ export function createMetrics(): Metrics {
     cacheChanges: new Counter({
       name: 'breeze_cache_changes_total',
       help: 'Changes delivered to the config cache, by origin.',
+      labelNames: ['origin'],
+      registers,
+    }),
+    cacheRejected: new Counter({
+      name: 'breeze_cache_objects_rejected_total',
+      help: 'Objects a source delivered that the config cache did not take (over the depth, string or list bounds, or unreadable); the previous version is kept. Counted once per object version, by origin (kubernetes, istiod, file, admission).',
       labelNames: ['origin'],
       registers,
     }),

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { Ipv4Range, VipAllocator } from '../../src/admission/vip.js';
+import { Ipv4Range, MAX_VIP_PROBES, VipAllocator } from '../../src/admission/vip.js';
 import { ConfigStore } from '../../src/cache/store.js';
 import { mutateServiceEntry } from '../../src/admission/mutators/serviceentry.js';
 
@@ -54,34 +54,123 @@ t.test('a VIP used in the cache is skipped; freed when the owner goes', async (t
   t.equal(alloc.allocate('ns', 'two', false), preferred, 'free again');
 });
 
+/** A ServiceEntry the API server persisted (the watch delivered it) using these addresses. */
+function persisted(store: ConfigStore, namespace: string, name: string, addresses: string[]): void {
+  store.apply('kubernetes', 'ServiceEntry', namespace, name, {
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'ServiceEntry',
+    metadata: { name, namespace, resourceVersion: '1' },
+    spec: { hosts: [`${name}.${namespace}`], addresses, ports: [{ number: 6379, name: 'tcp-redis' }] },
+  });
+}
+
+/** The review body of a real protocol ServiceEntry without addresses, mutated as /mutate does. */
+function mutate(alloc: VipAllocator, namespace: string, name: string, dryRun = false) {
+  const object = {
+    spec: {
+      hosts: [`${name}.${namespace}`],
+      resolution: 'DNS',
+      ports: [{ number: 6379, name: 'tcp-redis' }],
+    },
+  };
+  return mutateServiceEntry(object, { namespace, name, oldObject: undefined, vips: alloc, dryRun });
+}
+
 t.test('reservations expire', async (t) => {
   let now = 0;
-  const alloc = new VipAllocator(new Ipv4Range('10.0.0.0/30'), new ConfigStore(), 1000, () => now);
+  const alloc = new VipAllocator(new Ipv4Range('10.0.0.0/29'), new ConfigStore(), 1000, () => now);
   const x = alloc.allocate('ns', 'a', true);
-  const y = alloc.allocate('ns', 'b', true);
-  t.not(x, y);
-  t.equal(alloc.allocate('ns', 'c', true), undefined, 'full');
+  t.ok(x);
+  t.equal(alloc.reservations, 1);
   now = 5000;
   alloc.prune();
   t.equal(alloc.reservations, 0);
-  t.ok(alloc.allocate('ns', 'c', true));
+  t.equal(alloc.allocate('ns', 'a', true), x, 'the same start address again');
+});
+
+t.test('one reservation per ServiceEntry; capped at a quarter of the range, oldest evicted', async (t) => {
+  const alloc = new VipAllocator(new Ipv4Range('10.0.0.0/24'), new ConfigStore(), 60_000, () => 0);
+  t.equal(alloc.maxReservations, 63);
+  const first = alloc.allocate('ns', 'same', true);
+  for (let i = 0; i < 10; i++) t.equal(alloc.allocate('ns', 'same', true), first, 'asking again: same VIP');
+  t.equal(alloc.reservations, 1, 'one entry holds one reservation');
+  for (let i = 0; i < 500; i++) alloc.allocate('forged', `f-${i}`, true);
+  t.equal(alloc.reservations, 63, 'never more than the cap');
+});
+
+t.test('finding 7: a flood of forged /mutate calls cannot make a real ServiceEntry fail', async (t) => {
+  // Forged reviews POSTed to /mutate: never persisted, so never in the confirmed cache.
+  const store = new ConfigStore();
+  const alloc = new VipAllocator(new Ipv4Range('10.0.0.0/28'), store, 60_000, () => 0);
+  let patched = 0;
+  for (let i = 0; i < 10_000; i++) if (mutate(alloc, 'attacker', `forged-${i}`).ok) patched++;
+  t.equal(patched, 10_000, 'every forged mutation was answered with a VIP');
+  t.ok(alloc.reservations <= alloc.maxReservations, `${alloc.reservations} reservations`);
+  // Real ServiceEntries: each gets a VIP no confirmed ServiceEntry uses, and once persisted owns it.
+  const seen = new Set<string>();
+  for (let i = 0; i < 14; i++) {
+    const r = mutate(alloc, 'prod', `real-${i}`);
+    if (!r.ok) {
+      t.fail(`real-${i} denied: ${r.message}`);
+      break;
+    }
+    const vip = JSON.stringify(r.patch.at(-1)?.value).replace(/[^0-9.]/g, '');
+    t.notOk(seen.has(vip), `real-${i}: ${vip} is not used by another real ServiceEntry`);
+    seen.add(vip);
+    persisted(store, 'prod', `real-${i}`, [vip]);
+  }
+  t.equal(seen.size, 14, 'the whole /28 (14 addresses) went to real ServiceEntries');
+  t.same(mutate(alloc, 'prod', 'one-too-many'), {
+    ok: false,
+    path: 'spec.addresses',
+    message:
+      'no free VIP left in --vip-cidr 10.0.0.0/28 (14 addresses, all in use); set spec.addresses explicitly or widen --vip-cidr',
+  });
+});
+
+t.test('concurrent real creates (before the watch shows them) get distinct VIPs', async (t) => {
+  const store = new ConfigStore();
+  const alloc = new VipAllocator(new Ipv4Range('10.0.0.0/24'), store, 60_000, () => 0);
+  for (let i = 0; i < 200; i++) alloc.allocate('attacker', `forged-${i}`, true);
+  const vips = Array.from({ length: 40 }, (_, i) => alloc.allocate('prod', `svc-${i}`, true));
+  t.equal(new Set(vips).size, 40, 'distinct');
+  t.ok(vips.every((v) => v !== undefined));
+});
+
+t.test('pending admission entries (local mode) do not own addresses; confirmed ones do', async (t) => {
+  const store = new ConfigStore();
+  const alloc = new VipAllocator(new Ipv4Range('10.0.0.0/30'), store, 60_000, () => 0);
+  store.apply('admission', 'ServiceEntry', 'x', 'pending', {
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'ServiceEntry',
+    metadata: { name: 'pending', namespace: 'x' },
+    spec: { hosts: ['p.x'], addresses: ['10.0.0.1', '10.0.0.2'] },
+  });
+  t.equal(store.addressOwner('10.0.0.1'), 'ServiceEntry/x/pending', 'validators still see it');
+  t.ok(alloc.allocate('ns', 'a', false), 'but it takes no VIP from a real request');
+  persisted(store, 'o', 'p', ['10.0.0.1', '10.0.0.2']);
+  t.equal(alloc.allocate('ns', 'a', false), undefined, 'confirmed owners do');
+});
+
+t.test('one allocation probes a bounded number of addresses, even in a /8', async (t) => {
+  let probes = 0;
+  const everyAddressUsed = {
+    addressOwner: () => undefined,
+    confirmedAddressOwner: () => {
+      probes++;
+      return 'ServiceEntry/o/other';
+    },
+  };
+  const alloc = new VipAllocator(new Ipv4Range('10.0.0.0/8'), everyAddressUsed);
+  t.equal(alloc.allocate('ns', 'a', true), undefined);
+  t.equal(probes, MAX_VIP_PROBES);
 });
 
 t.test('a full range is a clear denial from the mutator', async (t) => {
-  const alloc = new VipAllocator(new Ipv4Range('10.0.0.0/30'), new ConfigStore());
-  alloc.allocate('ns', 'a', true);
-  alloc.allocate('ns', 'b', true);
-  const object = {
-    spec: { hosts: ['c.ns'], resolution: 'DNS', ports: [{ number: 6379, name: 'tcp-redis' }] },
-  };
-  const r = mutateServiceEntry(object, {
-    namespace: 'ns',
-    name: 'c',
-    oldObject: undefined,
-    vips: alloc,
-    dryRun: false,
-  });
-  t.same(r, {
+  const store = new ConfigStore();
+  persisted(store, 'o', 'x', ['10.0.0.1', '10.0.0.2']);
+  const alloc = new VipAllocator(new Ipv4Range('10.0.0.0/30'), store);
+  t.same(mutate(alloc, 'ns', 'c'), {
     ok: false,
     path: 'spec.addresses',
     message:

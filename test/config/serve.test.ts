@@ -29,7 +29,7 @@ t.test('cluster defaults, env and flags (flag wins over env)', async (t) => {
     listen: { host: '0.0.0.0', port: 10443 },
     logLevel: 'debug',
     vipCidr: '10.200.0.0/16',
-    sources: ['admission', 'kubernetes'],
+    sources: ['kubernetes'],
   });
 });
 
@@ -48,6 +48,11 @@ t.test('every bad value names its flag', async (t) => {
     [['--sources', 'file,etcd'], {}, /--sources .* "etcd" each source must be/],
     [['--mode', 'cluster', '--sources', 'istiod'], {}, /--istiod-address is required/],
     [['--sources', 'file,kubernetes'], {}, /--sources .* kubernetes and istiod need --mode cluster/],
+    [
+      ['--mode', 'cluster', '--sources', 'admission,kubernetes'],
+      {},
+      /--sources \(BREEZE_SOURCES\): "admission,kubernetes" admission is a local-mode source: in cluster mode anyone who reaches the webhook port can POST a review the API server never saw/,
+    ],
     [['--domain', 'bad_domain'], {}, /--domain .* must be a DNS name/],
     [['--tls-mode', 'self-managed', '--tls-secret', 'breeze-tls'], {}, /--tls-mode .* needs --mode cluster/],
     [['--mode', 'cluster', '--tls-mode', 'self-managed'], {}, /--tls-secret .* must name a Secret/],
@@ -73,14 +78,12 @@ t.test('every bad value names its flag', async (t) => {
 t.test('cluster mode adds istiod when its address is given, unless --sources is explicit', async (t) => {
   t.same(
     parseServeConfig(['--mode', 'cluster', '--istiod-address', 'istiod.istio-system.svc:15012'], {}).sources,
-    ['admission', 'kubernetes', 'istiod'],
+    ['kubernetes', 'istiod'],
   );
   t.same(
-    parseServeConfig(
-      ['--mode', 'cluster', '--istiod-address', 'istiod:15010', '--sources', 'admission,istiod'],
-      {},
-    ).sources,
-    ['admission', 'istiod'],
+    parseServeConfig(['--mode', 'cluster', '--istiod-address', 'istiod:15010', '--sources', 'istiod'], {})
+      .sources,
+    ['istiod'],
   );
 });
 

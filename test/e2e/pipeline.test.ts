@@ -1,9 +1,10 @@
 // The whole pipeline in one process: "kubectl" (client-node, user alice) writes through the fake API
 // server, which calls Breeze's webhooks as the chart registers them (mutate, validate), persists, and
-// tells Breeze's watch; Breeze (cluster mode, Kubernetes + istiod + admission sources) reconciles
-// EnvoyFilters back into the fake. Every check compares the EnvoyFilters in the fake with what the
-// generators make of the config in the fake and in the fake istiod.
-import { createServer, type Server } from 'node:https';
+// tells Breeze's watch; Breeze (cluster mode, Kubernetes + istiod sources: admission never feeds the
+// cache in cluster mode) reconciles EnvoyFilters back into the fake. Every check compares the
+// EnvoyFilters in the fake with what the generators make of the config in the fake and in the fake
+// istiod.
+import { createServer, request, type Server } from 'node:https';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -66,6 +67,63 @@ async function refusal(p: Promise<unknown>): Promise<{ code: number; message: st
   throw new Error('the call was accepted');
 }
 
+/** POSTs a review straight to Breeze's webhook, as any pod that reaches the port can. */
+async function forge(port: number, caFile: string, review: JsonRecord): Promise<JsonRecord> {
+  const body = JSON.stringify(review);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/validate',
+        method: 'POST',
+        ca: readFileSync(caFile),
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => {
+          try {
+            resolve({ status: res.statusCode, ...(JSON.parse(text) as JsonRecord) });
+          } catch (err) {
+            reject(err instanceof Error ? err : new Error(String(err)));
+          }
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** An AdmissionReview as the API server would send it (which it never did for these). */
+function forgedReview(
+  uid: string,
+  operation: 'CREATE' | 'UPDATE' | 'DELETE',
+  resource: { group: string; version: string; kind: string; resource: string },
+  object: K8s | null,
+  oldObject: K8s | null,
+): JsonRecord {
+  const meta = ((object ?? oldObject)?.metadata ?? {}) as { name: string; namespace: string };
+  return {
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: {
+      uid,
+      kind: { group: resource.group, version: resource.version, kind: resource.kind },
+      resource: { group: resource.group, version: resource.version, resource: resource.resource },
+      name: meta.name,
+      namespace: meta.namespace,
+      operation,
+      userInfo: { username: 'system:serviceaccount:default:attacker', groups: ['system:authenticated'] },
+      object,
+      oldObject,
+      dryRun: false,
+    },
+  };
+}
+
 /** A second validating webhook (another policy engine) that denies objects labelled policy=deny. */
 async function policyWebhook(dir: string): Promise<{ server: Server; url: string; caBundle: string }> {
   const certs = await writeDevCertificates(join(dir, 'policy-tls'), ['127.0.0.1']);
@@ -112,10 +170,7 @@ t.test('apply, update, dry run, refused and unpersisted changes, delete: the who
   const fromIstiod = [thriftEntry];
   istiod.setObjects(istioTypeUrl('v1', 'ServiceEntry'), fromIstiod);
 
-  const { breeze, logs, caFile } = await startInstance(api, dir, {
-    istiodAddress: istiod.address,
-    extraArgs: ['--admission-grace', '2s'],
-  });
+  const { breeze, logs, caFile } = await startInstance(api, dir, { istiodAddress: istiod.address });
   t.teardown(() => breeze.stop());
   await installWebhooks(api, caFile);
   await breeze.writing;
@@ -231,7 +286,7 @@ t.test('apply, update, dry run, refused and unpersisted changes, delete: the who
   });
 
   await t.test(
-    'admitted by Breeze, refused later in the chain: its filters go after the grace',
+    'admitted by Breeze, refused later in the chain: no filter is ever written for it',
     async (t) => {
       const policy = await policyWebhook(dir);
       t.teardown(() => policy.server.close());
@@ -263,6 +318,7 @@ t.test('apply, update, dry run, refused and unpersisted changes, delete: the who
       t.teardown(() =>
         api.remove('admissionregistration.k8s.io/v1', 'ValidatingWebhookConfiguration', '', 'zz-policy'),
       );
+      const marker = filterWrites(api).length;
       const doomed = dubboEntry();
       (doomed.metadata as JsonRecord).name = 'dubbo-doomed';
       (doomed.metadata as JsonRecord).labels = { policy: 'deny' };
@@ -276,10 +332,18 @@ t.test('apply, update, dry run, refused and unpersisted changes, delete: the who
         ),
         'Breeze admitted it first',
       );
-      const has = (): boolean =>
-        [...writtenFilters(api).keys()].some((n) => n.includes('doomed.dubbo.example'));
-      await waitFor('the admitted change to reach the cluster (fast path)', has, 10_000);
-      await waitFor('its filters to go once the grace period ends unconfirmed', () => !has(), 10_000);
+      // Before: the admitted change reached the cluster at once and went after the grace period.
+      // Now admission never feeds the cache in cluster mode: nothing is ever written for it.
+      t.equal(breeze.store.get('ServiceEntry', 'dubbo', 'dubbo-doomed'), undefined, 'not in the cache');
+      t.same(breeze.store.pendingKeys(), [], 'nothing pending');
+      const seen = new Set<string>();
+      const watch = setInterval(() => {
+        for (const n of writtenFilters(api).keys()) if (n.includes('doomed')) seen.add(n);
+      }, 10);
+      await new Promise((r) => setTimeout(r, 1500)); // many debounce periods (100 ms here)
+      clearInterval(watch);
+      t.same([...seen], [], 'no EnvoyFilter for it, at any time');
+      t.equal(filterWrites(api).length, marker, 'no EnvoyFilter write at all');
       await converged('the state without it');
     },
   );
@@ -320,6 +384,88 @@ t.test('apply, update, dry run, refused and unpersisted changes, delete: the who
       `changed: ${changed.join(', ')}`,
     );
   });
+
+  await t.test(
+    'forged reviews POSTed straight to /validate change no EnvoyFilter; the real changes do',
+    async (t) => {
+      const rsType = {
+        group: 'redis.aeraki.io',
+        version: 'v1alpha1',
+        kind: 'RedisService',
+        resource: 'redisservices',
+      };
+      const seType = {
+        group: 'networking.istio.io',
+        version: 'v1',
+        kind: 'ServiceEntry',
+        resource: 'serviceentries',
+      };
+      const persisted = api.get('redis.aeraki.io/v1alpha1', 'RedisService', 'redis', 'redis-cluster') as K8s;
+      const mirrored = structuredClone(persisted);
+      const routes = (mirrored.spec as { redis: { mirror?: unknown[] }[] }).redis;
+      routes[1]!.mirror = [
+        { route: { host: 'redis-cluster.redis.svc.cluster.local' }, percentage: { value: 100 } },
+      ];
+      const created = dubboEntry();
+      (created.metadata as JsonRecord).name = 'dubbo-forged';
+      (created.spec as JsonRecord).hosts = ['forged.dubbo.example'];
+      (created.spec as JsonRecord).addresses = ['240.240.200.1'];
+      const forgeries: [string, JsonRecord][] = [
+        ['CREATE of a Dubbo ServiceEntry', forgedReview('f-1', 'CREATE', seType, created, null)],
+        ['UPDATE adding a 100% mirror', forgedReview('f-2', 'UPDATE', rsType, mirrored, persisted)],
+        ['DELETE of the RedisService', forgedReview('f-3', 'DELETE', rsType, null, persisted)],
+      ];
+      const before = writtenFilters(api);
+      const marker = filterWrites(api).length;
+      const OUT = 'breeze-outbound-redis-cluster.redis.svc.cluster.local-10.96.40.1-6379';
+      const mirrors = (m: Map<string, string>): number =>
+        (m.get(OUT) ?? '').split('requestMirrorPolicy').length - 1;
+      t.match(
+        before.get(OUT),
+        /downstreamAuthPasswords/,
+        'the RedisService gives its listener downstream auth',
+      );
+      t.equal(mirrors(before), 1, 'one mirror (the prefix route)');
+      for (let round = 0; round < 2; round++) {
+        for (const [what, review] of forgeries) {
+          const answer = await forge(breeze.webhookPort, caFile, review);
+          t.equal(answer.status, 200, `${what}: answered`);
+          t.equal((answer.response as { allowed: boolean }).allowed, true, `${what}: allowed (it is valid)`);
+        }
+        await new Promise((r) => setTimeout(r, 700)); // several debounce periods (100 ms here)
+      }
+      t.equal(filterWrites(api).length, marker, 'no EnvoyFilter write');
+      t.ok(
+        sameMap(writtenFilters(api), before),
+        'every EnvoyFilter unchanged: auth kept, no mirror, nothing new',
+      );
+      t.equal(
+        breeze.store.get('ServiceEntry', 'dubbo', 'dubbo-forged'),
+        undefined,
+        'the forged CREATE is not cached',
+      );
+      t.same(breeze.store.pendingKeys(), [], 'nothing pending');
+
+      // The same changes made for real, through the API server, reach the filters.
+      await alice.replace(mirrored);
+      await converged('the real mirror');
+      t.equal(mirrors(writtenFilters(api)), 2, 'the catch-all route now mirrors too');
+      const newEntry = await alice.create<K8s>(created);
+      t.same((newEntry.spec as JsonRecord).addresses, ['240.240.200.1']);
+      await converged('the real CREATE');
+      t.ok(
+        [...writtenFilters(api).keys()].some((n) => n.includes('forged.dubbo.example')),
+        'its filters are written',
+      );
+      await alice.delete(persisted);
+      await converged('the real DELETE');
+      t.notMatch(
+        writtenFilters(api).get(OUT),
+        /downstreamAuthPasswords/,
+        'no RedisService: no downstream auth',
+      );
+    },
+  );
 
   await t.test('nobody but Breeze may edit its filters', async (t) => {
     const [name] = [...writtenFilters(api).keys()];

@@ -28,6 +28,7 @@ import { readFileSync } from 'node:fs';
 import grpc from '@grpc/grpc-js';
 import type { ClientDuplexStream, StatusObject } from '@grpc/grpc-js';
 import { canonicalJson, type JsonRecord } from '../../model/json.js';
+import { guarded } from '../guard.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { ConfigSink, Source } from '../types.js';
 import {
@@ -342,22 +343,39 @@ export class IstiodSource implements Source {
     );
     const connection: Connection = { id, client, call, responses: 0 };
     this.connection = connection;
-    call.on('data', (response: DiscoveryResponse) => {
-      this.onResponse(connection, response);
-    });
+    call.on(
+      'data',
+      guarded(this.log, 'handling an istiod response', (response: DiscoveryResponse) => {
+        this.onResponse(connection, response);
+      }),
+    );
     // Non-OK statuses also arrive as 'error'; 'status' handles both.
     call.on('error', () => undefined);
-    call.on('status', (status: StatusObject) => {
-      this.onStreamEnd(connection, status);
-    });
+    call.on(
+      'status',
+      guarded(
+        this.log,
+        'handling the end of the istiod stream',
+        (status: StatusObject) => this.onStreamEnd(connection, status),
+        () => this.retryLater(),
+      ),
+    );
     const resync = this.options.resyncIntervalMs;
     if (resync !== undefined && resync > 0) {
-      connection.resync = setTimeout(() => {
-        if (this.connection?.id !== connection.id) return;
-        this.log.debug({ responses: connection.responses }, 'reopening the istiod ADS stream (resync)');
-        this.closeConnection();
-        this.connect();
-      }, resync);
+      connection.resync = setTimeout(
+        guarded(
+          this.log,
+          'reopening the istiod ADS stream',
+          () => {
+            if (this.connection?.id !== connection.id) return;
+            this.log.debug({ responses: connection.responses }, 'reopening the istiod ADS stream (resync)');
+            this.closeConnection();
+            this.connect();
+          },
+          () => this.retryLater(),
+        ),
+        resync,
+      );
     }
     this.log.debug({ attempt: this.failures, typeUrls: this.typeUrls() }, 'opening the istiod ADS stream');
     const node = this.node();
@@ -404,9 +422,25 @@ export class IstiodSource implements Source {
 
   private schedule(delay: number): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.connect();
-    }, delay);
+    this.timer = setTimeout(
+      guarded(
+        this.log,
+        'connecting to istiod',
+        () => this.connect(),
+        () => this.retryLater(),
+      ),
+      delay,
+    );
+  }
+
+  /** After a callback failed: drop the connection and try again after a backoff (never twice). */
+  private retryLater(): void {
+    try {
+      this.closeConnection();
+    } catch {
+      this.connection = undefined;
+    }
+    if (this.timer === undefined) this.schedule(this.backoff.next());
   }
 
   private closeConnection(): void {

@@ -1,6 +1,7 @@
 import { Watch, type KubeConfig } from '@kubernetes/client-node';
 import { asArray, asRecord, asString, isRecord, type JsonRecord } from '../../model/json.js';
 import type { Logger } from '../../telemetry/logger.js';
+import { guarded } from '../guard.js';
 import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
 import type { Discovery } from './discovery.js';
 import { collectionPath, getJson, isKubeApiError, KubeApiError } from './rest.js';
@@ -336,11 +337,14 @@ export class ListWatch {
       };
       const onAbort = (): void => finish('stopped');
       signal.addEventListener('abort', onAbort);
-      const relistTimer = setTimeout(() => finish('relist'), remaining);
+      const relistTimer = setTimeout(
+        guarded(this.log, 'the relist timer', () => finish('relist')),
+        remaining,
+      );
       const watchdog = setInterval(
-        () => {
+        guarded(this.log, 'the watch watchdog', () => {
           if (Date.now() - lastActivity >= watchdogMs) finish('silent');
-        },
+        }),
         Math.max(10, Math.min(1000, Math.floor(watchdogMs / 4))),
       );
       if (this.stopped()) {
@@ -355,12 +359,12 @@ export class ListWatch {
         timeoutSeconds: Math.max(1, Math.ceil(remaining / 1000)),
         labelSelector: this.resource.labelSelector,
       };
-      const onEvent = (type: string, object: unknown): void => {
+      const onEvent = guarded(this.log, 'handling a watch event', (type: string, object: unknown): void => {
         if (settled) return;
         lastActivity = Date.now();
         events++;
         this.onEvent(cursor, type, object, finish);
-      };
+      });
       const onDone = (err: unknown): void => {
         if (settled) return;
         if (err === null || err === undefined) return finish('closed');
@@ -410,7 +414,11 @@ export class ListWatch {
       }
       case 'BOOKMARK':
         if (rv !== undefined && rv !== '') cursor.rv = rv;
-        this.deps.handler.progress?.();
+        try {
+          this.deps.handler.progress?.();
+        } catch (err) {
+          this.log.error({ err: describeError(err) }, 'the sink failed on a bookmark');
+        }
         return;
       case 'ERROR': {
         const code = typeof object.code === 'number' ? object.code : 0;
