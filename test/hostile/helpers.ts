@@ -5,6 +5,7 @@
 // answering during and after, the cache and the written EnvoyFilters unchanged for denied input).
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import type { Test } from 'tap';
 import { Agent } from 'node:https';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -32,9 +33,7 @@ export interface LocalBreeze {
   readonly logs: string[];
 }
 
-interface TapLike {
-  teardown(fn: () => unknown): void;
-}
+type TapLike = Pick<Test, 'teardown'>;
 
 const repo = new URL('../../', import.meta.url).pathname;
 
@@ -232,13 +231,7 @@ export async function attack(
   return { res, during: await during, after, before };
 }
 
-interface Asserter {
-  equal(a: unknown, b: unknown, msg?: string): void;
-  ok(v: unknown, msg?: string): void;
-  not(a: unknown, b: unknown, msg?: string): void;
-  match(a: unknown, b: unknown, msg?: string): void;
-  strictSame(a: unknown, b: unknown, msg?: string): void;
-}
+type Asserter = Test;
 
 /** An in-band AdmissionReview answer echoing `uid` (HTTP 200), never a 500. Returns its response. */
 export function inBand(t: Asserter, res: Response, uid: string): any {

@@ -3,7 +3,7 @@
 // built an 11 MiB denial (60,000 bad ports). Each is answered in-band echoing its uid, with a
 // bounded answer, while /healthz keeps answering; denied input changes nothing. How long each
 // takes is the benchmark's business (bench/hostile.ts), not this test's: machines are loaded.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import {
   attack,
   BODY_LIMIT,
@@ -20,7 +20,7 @@ const MiB = 1024 * 1024;
 
 t.test('stalls and huge denials from one request', async (t) => {
   const b = await startLocal(t);
-  const within = (t: { ok(v: unknown, m?: string): void }, body: string): string => {
+  const within = (t: Test, body: string): string => {
     const bytes = Buffer.byteLength(body);
     t.ok(bytes < BODY_LIMIT, `the body is within the limit (${bytes} bytes)`);
     return body;
