@@ -99,7 +99,7 @@ t.test(`fuzz the webhook app for ${SECONDS} s (seed ${SEED})`, async (t: Test) =
       const why = malformed(c, res.statusCode, res.body);
       if (why !== undefined) throw new Error(why);
       feed.expire(); // must not throw, whatever the cache holds now
-      t.ok(store.size >= 0);
+      if (!(store.size >= 0)) throw new Error('the cache cannot count its entries');
     }),
     {
       seed: SEED,
