@@ -24,6 +24,8 @@ export interface HostileStats {
   sent: number;
   /** HTTP 200 with an AdmissionReview echoing the uid. */
   inBand: number;
+  /** Of those, allowed (for a forged review: what reached the recording path). */
+  allowed: number;
   /** A 4xx with a message. */
   rejected: number;
   /** HTTP 500, an in-band code 500, a wrong uid, no answer, or an answer over 64 KiB. */
@@ -235,6 +237,7 @@ export class HostileSenders {
   readonly stats: HostileStats = {
     sent: 0,
     inBand: 0,
+    allowed: 0,
     rejected: 0,
     bad: 0,
     badSamples: [],
@@ -282,8 +285,10 @@ export class HostileSenders {
     per.maxMs = Math.max(per.maxMs, Math.round(a.ms));
     const why = judge(a.status, a.body, uid, a.error);
     if (why === undefined) {
-      if (a.status === 200) s.inBand++;
-      else s.rejected++;
+      if (a.status === 200) {
+        s.inBand++;
+        if (a.body.includes('"allowed":true')) s.allowed++;
+      } else s.rejected++;
       return;
     }
     s.bad++;
@@ -301,6 +306,7 @@ export class HostileSenders {
     return {
       sent: s.sent,
       inBand: s.inBand,
+      allowed: s.allowed,
       rejected4xx: s.rejected,
       bad: s.bad,
       badSamples: s.badSamples,

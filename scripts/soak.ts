@@ -592,7 +592,7 @@ async function main(): Promise<number> {
       check(
         'overload: forged reviews (never persisted) change no EnvoyFilter',
         fs.sent > 0 && forgedWrites.length === 0 && sameState(afterForged),
-        `${fs.sent} forged reviews (${Object.keys(fs.byCase).join(', ')}), ${fs.inBand} answered in-band; ${forgedWrites.length} EnvoyFilter writes during and after them; state ${sameState(afterForged) ? 'equals the API server' : `differs: ${[...afterForged.missing, ...afterForged.extra, ...afterForged.different].slice(0, 3).join(', ')}`}`,
+        `${fs.sent} forged reviews (${Object.keys(fs.byCase).join(', ')}), ${fs.allowed} allowed; ${forgedWrites.length} EnvoyFilter writes during and after them; state ${sameState(afterForged) ? 'equals the API server' : `differs: ${[...afterForged.missing, ...afterForged.extra, ...afterForged.different].slice(0, 3).join(', ')}`}`,
       );
       overload.hostile = {
         bodies: hostile.summary(),
