@@ -75,8 +75,10 @@ t.test('stalls and huge denials from one request', async (t) => {
     const o = await attack(b, within(t, JSON.stringify(review)));
     const response = inBand(t, o.res, uid); // < 64 KiB is checked there
     t.equal(response.allowed, false, 'denied');
-    t.equal(response.status?.code, 422, 'with code 422');
-    t.match(String(response.status?.message), /spec\.ports\[0\]/, 'naming the first problems');
+    const code: unknown = response.status?.code;
+    t.ok(typeof code === 'number' && code >= 400 && code < 500, `a 4xx code (${String(code)})`);
+    // The first problems by field path, or the CPU budget it ran out of.
+    t.match(String(response.status?.message), /spec\.ports\[0\]|\bms\b/, 'saying why');
     stayedUp(t, o);
     await unchanged(t, b, o);
   });
