@@ -71,7 +71,7 @@ const options: Options = {
 };
 for (const [flag, v] of Object.entries(options)) {
   if (!Number.isInteger(v) || v <= 0) {
-    console.error(`--${flag} must be a positive integer`);
+    console.error(`--${flag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} must be a positive integer`);
     process.exit(2);
   }
 }
