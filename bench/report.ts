@@ -103,15 +103,71 @@ export interface PipelineReport {
   readonly changesWithOneWrite: number;
 }
 
+/** Latency of a set of requests, ms. */
+export interface Latency {
+  readonly count: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly max: number;
+}
+
+/** One attack family of bench/results/hostile.json. */
+export interface HostileFamilyResult {
+  readonly breeze: Latency;
+  readonly baseline: Latency;
+  readonly ratioP99: number;
+  readonly ratioMax: number;
+  readonly maxBodyBytes: number;
+  readonly maxAnswerBytes: number;
+  /** Breeze's answers by HTTP status ('timeout' after 30 s, 'error' for a reset). */
+  readonly statuses: Record<string, number>;
+  readonly worst: { fixture: string; bodyBytes: number; breezeMs: number; baselineMs: number };
+}
+
+/** bench/results/hostile.json */
+export interface HostileResult {
+  readonly date?: string;
+  /** Recorded by bench/run.ts when it ran the bench (absent in older files). */
+  readonly machine?: Machine;
+  readonly seed: number;
+  readonly fuzzSeconds: number;
+  readonly bodyLimitBytes: number;
+  readonly targetMs: number;
+  readonly cases: number;
+  readonly timeouts: readonly { family: string; fixture: string; bytes: number; recoveredMs: number }[];
+  readonly breeze: Latency;
+  readonly baseline: Latency;
+  readonly worst: {
+    family: string;
+    fixture: string;
+    bodyBytes: number;
+    breezeMs: number;
+    baselineMs: number;
+    status: string;
+  };
+  readonly families: Record<string, HostileFamilyResult>;
+  readonly health: {
+    seconds: number;
+    quiet: Latency & { failures: number };
+    flood: Latency & { failures: number };
+    floodFamilies: readonly string[];
+    floodRequests: number;
+    floodStatuses: Record<string, number>;
+    floodLatency: Latency;
+  };
+  readonly breezeExitCode: number | null;
+}
+
 export interface Results {
   readonly admission?: AdmissionResult;
   readonly generate?: GenerateResult;
   readonly cache?: CacheResult;
   readonly reconcile?: ReconcileResult;
   readonly pipeline?: PipelineReport;
+  readonly hostile?: HostileResult;
 }
 
-export const BENCH_NAMES = ['admission', 'generate', 'cache', 'reconcile', 'pipeline'] as const;
+export const BENCH_NAMES = ['admission', 'generate', 'cache', 'reconcile', 'pipeline', 'hostile'] as const;
 export type BenchName = (typeof BENCH_NAMES)[number];
 
 export interface TargetRow {
@@ -247,8 +303,34 @@ export function computeTargets(results: Results): TargetRow[] {
       met: reconcile.noopResync.writes === 0,
       note: `full resync of ${int(reconcile.services)} services right after they were written`,
     });
+
+  const hostile = results.hostile;
+  const costTarget = 'every hostile request answered < 50 ms (bodies up to 7 MiB)';
+  const healthTarget = '/healthz p99 < 50 ms during a hostile flood';
+  if (hostile === undefined) {
+    rows.push(notRun(costTarget, 'hostile'), notRun(healthTarget, 'hostile'));
+  } else {
+    const w = hostile.worst;
+    rows.push({
+      target: costTarget,
+      measured: `max ${ms(w.breezeMs)} ms (${w.family}, ${kib(w.bodyBytes)}; baseline ${ms(w.baselineMs)} ms)${hostile.timeouts.length > 0 ? `, ${int(hostile.timeouts.length)} unanswered in 30 s` : ''}`,
+      met: w.breezeMs < hostile.targetMs && hostile.timeouts.length === 0,
+      note: `worst of ${int(hostile.cases)} fuzzed requests in ${int(hostile.fuzzSeconds)} s (${int(Object.keys(hostile.families).length)} attack families, each at full size first), one at a time; the baseline is a bare node:https server that only parses the same body`,
+    });
+    const h = hostile.health;
+    rows.push({
+      target: healthTarget,
+      measured: `p99 ${ms(h.flood.p99)} ms (max ${ms(h.flood.max)} ms, ${int(h.flood.failures)} failed; quiet p99 ${ms(h.quiet.p99)} ms)`,
+      met: h.flood.p99 < 50 && h.flood.failures === 0,
+      note: `probes every 10 ms for ${int(h.seconds)} s while one client sends the worst body of the ${int(h.floodFamilies.length)} costliest families back to back (${int(h.floodRequests)} requests); a request costs the loop at most 50 ms, so neither should /healthz`,
+    });
+  }
   return rows;
 }
+
+/** Bytes as KiB or MiB with one decimal. */
+const kib = (bytes: number): string =>
+  bytes >= 1024 * 1024 ? `${(bytes / (1024 * 1024)).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
 
 // ---- Markdown ------------------------------------------------------------------------------
 
@@ -441,6 +523,61 @@ function pipelineSection(p: PipelineReport, m: Machine): string[] {
   ];
 }
 
+function hostileSection(h: HostileResult, m: Machine): string[] {
+  const rows = Object.entries(h.families).map(([family, f]) => [
+    family,
+    int(f.breeze.count),
+    kib(f.maxBodyBytes),
+    `${ms(f.breeze.p99)} / ${ms(f.breeze.max)}`,
+    `${ms(f.baseline.p99)} / ${ms(f.baseline.max)}`,
+    `${f.ratioMax.toFixed(1)}×`,
+    kib(f.maxAnswerBytes),
+    Object.entries(f.statuses)
+      .map(([s, n]) => `${s}: ${int(n)}`)
+      .join(', '),
+  ]);
+  const hl = h.health;
+  return [
+    heading('Hostile input', h, m),
+    '',
+    ...table(
+      [
+        'attack family',
+        'requests',
+        'largest body',
+        'Breeze p99 / max ms',
+        'baseline p99 / max ms',
+        'max ratio',
+        'largest answer',
+        'answers',
+      ],
+      rows,
+    ),
+    '',
+    ...table(
+      ['/healthz', 'probes', 'p50 ms', 'p99 ms', 'max ms', 'failed'],
+      [
+        [
+          'quiet',
+          int(hl.quiet.count),
+          ms(hl.quiet.p50),
+          ms(hl.quiet.p99),
+          ms(hl.quiet.max),
+          int(hl.quiet.failures),
+        ],
+        [
+          `hostile flood (${hl.floodFamilies.join(', ')})`,
+          int(hl.flood.count),
+          ms(hl.flood.p50),
+          ms(hl.flood.p99),
+          ms(hl.flood.max),
+          int(hl.flood.failures),
+        ],
+      ],
+    ),
+  ];
+}
+
 /** latest.md: the date and machine, the targets, then one short table per benchmark that has results. */
 export function renderMarkdown(report: Report): string {
   const { results, machine: m } = report;
@@ -460,6 +597,7 @@ export function renderMarkdown(report: Report): string {
     results.cache && cacheSection(results.cache, m),
     results.reconcile && reconcileSection(results.reconcile, m),
     results.pipeline && pipelineSection(results.pipeline, m),
+    results.hostile && hostileSection(results.hostile, m),
   ];
   for (const s of sections) if (s !== undefined) out.push('', ...s);
   return `${out.join('\n')}\n`;

@@ -1,4 +1,4 @@
-// `npm run bench [-- name...] [--duration N] [--changes N] [--update-readme]`: runs the named
+// `npm run bench [-- name...] [--duration N] [--changes N] [--hostile-seconds N] [--update-readme]`: runs the named
 // benchmarks (all by default), then writes the report of every benchmark's latest results,
 // bench/results/latest.json and latest.md (a bench that did not run this time contributes its
 // last results file, with its own date). --update-readme also puts latest.md into README.md
@@ -10,6 +10,7 @@ import * as prettier from 'prettier';
 import { runAdmissionBench } from './admission.js';
 import { runCacheBench } from './cache.js';
 import { runGenerateBench } from './generate.js';
+import { runHostileBench } from './hostile.js';
 import { runPipelineBench } from './pipeline.js';
 import { runReconcileBench } from './reconcile.js';
 import {
@@ -26,6 +27,7 @@ import {
 interface Options {
   readonly duration: number;
   readonly changes: number;
+  readonly hostileSeconds: number;
 }
 
 const BENCHES: Record<BenchName, (o: Options) => Promise<unknown>> = {
@@ -34,6 +36,7 @@ const BENCHES: Record<BenchName, (o: Options) => Promise<unknown>> = {
   cache: () => runCacheBench(),
   reconcile: () => runReconcileBench(),
   pipeline: (o) => runPipelineBench({ changes: o.changes }),
+  hostile: (o) => runHostileBench({ seconds: o.hostileSeconds, floodSeconds: o.duration }),
 };
 
 const isBench = (n: string): n is BenchName => (BENCH_NAMES as readonly string[]).includes(n);
@@ -42,6 +45,7 @@ const { values, positionals } = parseArgs({
   options: {
     duration: { type: 'string', default: '10' },
     changes: { type: 'string', default: '200' },
+    'hostile-seconds': { type: 'string', default: '60' },
     'update-readme': { type: 'boolean', default: false },
   },
   allowPositionals: true,
@@ -60,10 +64,14 @@ const machine: Machine = {
   node: process.version,
   platform: `${process.platform}/${process.arch}`,
 };
-const options: Options = { duration: Number(values.duration), changes: Number(values.changes) };
+const options: Options = {
+  duration: Number(values.duration),
+  changes: Number(values.changes),
+  hostileSeconds: Number(values['hostile-seconds']),
+};
 for (const [flag, v] of Object.entries(options)) {
   if (!Number.isInteger(v) || v <= 0) {
-    console.error(`--${flag} must be a positive integer`);
+    console.error(`--${flag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} must be a positive integer`);
     process.exit(2);
   }
 }

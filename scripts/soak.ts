@@ -1,7 +1,9 @@
 // `npm run soak`: Breeze (`serve --mode cluster`, a child process) under mixed admission load,
 // config churn, API faults and istiod disconnects for --duration; then the cluster state must
 // converge to the desired state; then an overload of slow, half-sent and oversized requests must
-// not stall valid ones. Memory and handles come from Breeze's own /metrics. Writes
+// not stall valid ones, nor may issue 11's hostile bodies, reviews with random kinds (metric
+// labels stay bounded) and forged reviews (they change no EnvoyFilter). Memory and handles come
+// from Breeze's own /metrics. Writes
 // bench/results/soak.json; exits 1 when an assertion fails, naming each.
 //
 //   npm run soak -- --duration 10m          (the default)
@@ -27,6 +29,13 @@ import {
 } from './soak-breeze.js';
 import { Churn, compareState, Faults, IstiodChurn, sameState, type StateDiff } from './soak-churn.js';
 import { loadReviews, loadStream, mismatch, Paced, WebhookClient, type StreamResult } from './soak-load.js';
+import {
+  admissionKindLabels,
+  forgedReviews,
+  hostileBodies,
+  HostileSenders,
+  seededRedisService,
+} from './soak-hostile.js';
 import { Attack, OVERSIZE_BYTES, Probe, summarize } from './soak-overload.js';
 import {
   median,
@@ -393,6 +402,21 @@ async function main(): Promise<number> {
       log(`overload for ${f.overload}`);
       sampler.phase = 'overload-baseline';
       sampler.gc = undefined; // the overload's memory as it comes, no forced collections
+      // Issue 11: a RedisService the forged reviews below pretend to delete and rewrite.
+      const redisSe = api
+        .list('networking.istio.io/v1', 'ServiceEntry')
+        .find((o) => JSON.stringify(o.spec).includes('"tcp-redis"'));
+      const redisHost =
+        (redisSe?.spec as { hosts?: string[] } | undefined)?.hosts?.[0] ?? 'redis.default.svc.cluster.local';
+      const seeded = seededRedisService(redisHost);
+      api.put(seeded);
+      const seededConverged = await waitConverged(api, remote, 60_000);
+      log(
+        `seeded RedisService for ${redisHost}: converged ${seededConverged.ok} in ${seededConverged.ms} ms`,
+      );
+      const otherSe = api
+        .list('networking.istio.io/v1', 'ServiceEntry')
+        .find((o) => o !== redisSe && JSON.stringify(o.spec).includes('"tcp-'));
       const probe = new Probe(
         new WebhookClient(b.webhookPort, ca, 4),
         valid,
@@ -413,10 +437,36 @@ async function main(): Promise<number> {
         oversizeDeclared: num('oversize-declared', f['oversize-declared']),
         oversizeChunked: num('oversize-chunked', f['oversize-chunked']),
       });
+      // Issue 11: hostile bodies, random kinds and forged reviews, alongside the connection attacks.
+      const hostileClient = new WebhookClient(b.webhookPort, ca, 4);
+      const writesFrom = api.requests.length;
+      const hostile = new HostileSenders({
+        client: hostileClient,
+        cases: hostileBodies(),
+        workers: 1,
+        pauseMs: 100,
+      });
+      const randomKinds = new HostileSenders({
+        client: hostileClient,
+        cases: hostileBodies().filter((c) => c.name === 'random kind'),
+        workers: 2,
+        pauseMs: 5,
+      });
+      const forged = new HostileSenders({
+        client: hostileClient,
+        cases: forgedReviews(api, seeded, redisHost, otherSe),
+        workers: 1,
+        pauseMs: 250,
+      });
       attack.start();
+      hostile.start();
+      randomKinds.start();
+      forged.start();
       const attackStart = Date.now();
       await sleep(overloadMs);
       const attackEnd = Date.now();
+      await Promise.all([hostile.stop(), randomKinds.stop(), forged.stop()]);
+      hostileClient.close();
       // headersTimeout 10 s, handshakeTimeout 10 s, requestTimeout 30 s, each checked every 2 s
       // (connectionsCheckingInterval) at worst, plus 3 s for a busy machine.
       const bounds = { headersMs: 15_000, handshakeMs: 13_000, bodyMs: 35_000 };
@@ -515,6 +565,45 @@ async function main(): Promise<number> {
         peakRss <= rssBound,
         `peak RSS ${round(peakRss / MiB, 1)} MiB <= ${round(rssBound / MiB, 1)} MiB (pre-overload ${round(preRss / MiB, 1)} MiB); after ${round((after?.rss ?? NaN) / MiB, 1)} MiB`,
       );
+      // Issue 11's cases: answered in-band (or 4xx), labels bounded, forgeries change nothing.
+      const hs = hostile.stats;
+      check(
+        'overload: hostile bodies (deep nesting, long port names, bad ports) answered in-band, never a 500',
+        hs.sent > 0 && hs.bad === 0,
+        `${hs.sent} sent, ${hs.inBand} in-band, ${hs.rejected} 4xx, ${hs.bad} bad, p99 ${round(percentile(hs.latenciesMs, 99))} ms, max ${round(Math.max(0, ...hs.latenciesMs))} ms, largest answer ${hs.maxAnswerBytes} bytes${hs.badSamples.length > 0 ? ` (${hs.badSamples.slice(0, 3).join('; ')})` : ''}`,
+      );
+      const metricsNow = (await httpText(`${health}/metrics`, 10_000)) ?? '';
+      const labels = admissionKindLabels(metricsNow);
+      check(
+        'overload: metric labels bounded after reviews with random kinds',
+        metricsNow !== '' && labels.kinds <= 10 && labels.bytes < 256 * 1024,
+        `${randomKinds.stats.sent} random kinds sent; ${labels.kinds} kind label values (${labels.sample.join(', ')}), /metrics ${labels.bytes} bytes`,
+      );
+      const forgedWrites = api.requests
+        .slice(writesFrom)
+        .filter(
+          (r) =>
+            r.path.startsWith('/apis/networking.istio.io/v1alpha3/') &&
+            r.path.includes('/envoyfilters') &&
+            r.method !== 'GET',
+        );
+      const afterForged = compareState(api, remote.delivered());
+      const fs = forged.stats;
+      check(
+        'overload: forged reviews (never persisted) change no EnvoyFilter',
+        fs.sent > 0 && forgedWrites.length === 0 && sameState(afterForged),
+        `${fs.sent} forged reviews (${Object.keys(fs.byCase).join(', ')}), ${fs.allowed} allowed; ${forgedWrites.length} EnvoyFilter writes during and after them; state ${sameState(afterForged) ? 'equals the API server' : `differs: ${[...afterForged.missing, ...afterForged.extra, ...afterForged.different].slice(0, 3).join(', ')}`}`,
+      );
+      overload.hostile = {
+        bodies: hostile.summary(),
+        randomKinds: { ...randomKinds.summary(), kindLabelValues: labels.kinds, metricsBytes: labels.bytes },
+        forged: {
+          ...forged.summary(),
+          envoyFilterWrites: forgedWrites.length,
+          sameState: sameState(afterForged),
+        },
+        seededRedisConverged: seededConverged.ok,
+      };
       const handleMargin = 5 + Math.ceil((afterSettle?.handles ?? 0) * 0.1);
       check(
         'overload: handles back to the pre-overload level',

@@ -105,6 +105,67 @@ const results: Results = {
     envoyFilterWrites: 200,
     changesWithOneWrite: 200,
   },
+  hostile: {
+    date: '2026-12-03T15:02:11.000Z',
+    seed: 42,
+    fuzzSeconds: 60,
+    bodyLimitBytes: 7340032,
+    targetMs: 50,
+    cases: 420,
+    timeouts: [],
+    breeze: { count: 420, p50: 2.1, p99: 31.7, max: 44.2 },
+    baseline: { count: 420, p50: 1.2, p99: 29.8, max: 40.5 },
+    worst: {
+      family: 'huge-string',
+      fixture: 'serviceentry/allow-dubbo.v1.json',
+      bodyBytes: 7330000,
+      breezeMs: 44.2,
+      baselineMs: 40.5,
+      status: '200',
+    },
+    families: {
+      nesting: {
+        breeze: { count: 30, p50: 1.5, p99: 6.25, max: 6.25 },
+        baseline: { count: 30, p50: 1.1, p99: 5.5, max: 5.5 },
+        ratioP99: 1.1,
+        ratioMax: 1.1,
+        maxBodyBytes: 181350,
+        maxAnswerBytes: 310,
+        statuses: { '200': 30 },
+        worst: {
+          fixture: 'serviceentry/allow-dubbo.v1.json',
+          bodyBytes: 181350,
+          breezeMs: 6.3,
+          baselineMs: 5.5,
+        },
+      },
+      'huge-string': {
+        breeze: { count: 30, p50: 12.5, p99: 44.2, max: 44.2 },
+        baseline: { count: 30, p50: 11.25, p99: 40.5, max: 40.5 },
+        ratioP99: 1.1,
+        ratioMax: 1.1,
+        maxBodyBytes: 7330000,
+        maxAnswerBytes: 512,
+        statuses: { '200': 29, '413': 1 },
+        worst: {
+          fixture: 'serviceentry/allow-dubbo.v1.json',
+          bodyBytes: 7330000,
+          breezeMs: 44.2,
+          baselineMs: 40.5,
+        },
+      },
+    },
+    health: {
+      seconds: 10,
+      quiet: { count: 900, p50: 0.61, p99: 1.52, max: 3.1, failures: 0 },
+      flood: { count: 700, p50: 1.9, p99: 38.4, max: 47.9, failures: 0 },
+      floodFamilies: ['huge-string', 'nesting'],
+      floodRequests: 230,
+      floodStatuses: { '200': 230 },
+      floodLatency: { count: 230, p50: 30.1, p99: 45.2, max: 48.3 },
+    },
+    breezeExitCode: null,
+  },
 };
 
 t.test('number formats', async (t) => {
@@ -146,6 +207,16 @@ t.test('targets from the results', async (t) => {
         measured: '0 writes (20,000 EnvoyFilters unchanged)',
         met: true,
       },
+      {
+        target: 'every hostile request answered < 50 ms (bodies up to 7 MiB)',
+        measured: 'max 44.2 ms (huge-string, 7.0 MiB; baseline 40.5 ms)',
+        met: true,
+      },
+      {
+        target: '/healthz p99 < 50 ms during a hostile flood',
+        measured: 'p99 38.4 ms (max 47.9 ms, 0 failed; quiet p99 1.5 ms)',
+        met: true,
+      },
     ],
   );
 });
@@ -157,6 +228,15 @@ t.test('targets missed, and results missing', async (t) => {
     pipeline: { ...results.pipeline!, latencyMs: { ...results.pipeline!.latencyMs, p99: 700.01 } },
     reconcile: { ...results.reconcile!, noopResync: { ms: 800, writes: 3, unchanged: 19997 } },
     cache: undefined,
+    hostile: {
+      ...results.hostile!,
+      worst: { ...results.hostile!.worst, family: 'bad-ports', bodyBytes: 3_980_000, breezeMs: 14_831 },
+      timeouts: [{ family: 'port-name', fixture: 'x', bytes: 7_000_000, recoveredMs: 190_000 }],
+      health: {
+        ...results.hostile!.health,
+        flood: { count: 2, p50: 127, p99: 10_002, max: 10_002, failures: 1 },
+      },
+    },
   };
   const rows = computeTargets(slow);
   t.strictSame(
@@ -182,6 +262,16 @@ t.test('targets missed, and results missing', async (t) => {
         '3 writes (19,997 EnvoyFilters unchanged)',
         'full resync of 10,000 services right after they were written',
       ],
+      [
+        'every hostile request answered < 50 ms (bodies up to 7 MiB)',
+        'max 14,831 ms (bad-ports, 3.8 MiB; baseline 40.5 ms), 1 unanswered in 30 s',
+        'worst of 420 fuzzed requests in 60 s (2 attack families, each at full size first), one at a time; the baseline is a bare node:https server that only parses the same body',
+      ],
+      [
+        '/healthz p99 < 50 ms during a hostile flood',
+        'p99 10,002 ms (max 10,002 ms, 1 failed; quiet p99 1.5 ms)',
+        'probes every 10 ms for 10 s while one client sends the worst body of the 2 costliest families back to back (230 requests); a request costs the loop at most 50 ms, so neither should /healthz',
+      ],
     ],
   );
   const md = renderMarkdown({ date: '2026-11-22T08:00:00.000Z', machine, results: slow, targets: rows });
@@ -190,7 +280,7 @@ t.test('targets missed, and results missing', async (t) => {
   t.notMatch(md, '### Cache', 'no section for a bench without results');
   t.equal(
     computeTargets({}).filter((r) => r.measured === 'not run').length,
-    6,
+    8,
     'nothing run: every row says so',
   );
 });
@@ -216,6 +306,8 @@ t.test('the Markdown report', async (t) => {
       '| incremental change ≥ 100× cheaper than full | 983× (0.30 ms vs 291 ms) | yes |',
       '| pipeline p99 ≤ debounce + 200 ms | p99 512.6 ms = debounce 500 ms + 12.6 ms | yes |',
       '| zero writes on a no-op resync | 0 writes (20,000 EnvoyFilters unchanged) | yes |',
+      '| every hostile request answered < 50 ms (bodies up to 7 MiB) | max 44.2 ms (huge-string, 7.0 MiB; baseline 40.5 ms) | yes |',
+      '| /healthz p99 < 50 ms during a hostile flood | p99 38.4 ms (max 47.9 ms, 0 failed; quiet p99 1.5 ms) | yes |',
       '',
       '- admission throughput ≥ 60% of a bare TLS server (/validate): max req/s; median of the per-round ratios (each round runs the bare node:https server, then Breeze /validate); req/s in brackets are the medians of each.',
       '- admission throughput ≥ 60% of a bare TLS server (/mutate): max req/s; median of the per-round ratios (each round runs the bare node:https server, then Breeze /mutate); req/s in brackets are the medians of each.',
@@ -223,6 +315,8 @@ t.test('the Markdown report', async (t) => {
       '- incremental change ≥ 100× cheaper than full: one VirtualService change (affected keys + regenerate) against a full regeneration, 10,000 services.',
       '- pipeline p99 ≤ debounce + 200 ms: admission request → EnvoyFilter written into the fake API, 200 changes one at a time; the debounce is the floor.',
       '- zero writes on a no-op resync: full resync of 10,000 services right after they were written.',
+      '- every hostile request answered < 50 ms (bodies up to 7 MiB): worst of 420 fuzzed requests in 60 s (2 attack families, each at full size first), one at a time; the baseline is a bare node:https server that only parses the same body.',
+      '- /healthz p99 < 50 ms during a hostile flood: probes every 10 ms for 10 s while one client sends the worst body of the 2 costliest families back to back (230 requests); a request costs the loop at most 50 ms, so neither should /healthz.',
       '',
       '### Admission (2026-11-21 21:35 UTC)',
       '',
@@ -261,6 +355,18 @@ t.test('the Markdown report', async (t) => {
       '| changes | debounce ms | p50 ms | p90 ms | p99 ms | max ms | mean ms | p99 − debounce ms | admission p50 / p99 ms | EnvoyFilter writes |',
       '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
       '| 200 (67 creates, 133 updates) | 500 | 506.2 | 509.2 | 512.6 | 530.1 | 507.0 | 12.6 | 2.2 / 4.4 | 200 (200 changes with exactly one) |',
+      '',
+      '### Hostile input (2026-12-03 15:02 UTC)',
+      '',
+      '| attack family | requests | largest body | Breeze p99 / max ms | baseline p99 / max ms | max ratio | largest answer | answers |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- |',
+      '| nesting | 30 | 177.1 KiB | 6.3 / 6.3 | 5.5 / 5.5 | 1.1× | 0.3 KiB | 200: 30 |',
+      '| huge-string | 30 | 7.0 MiB | 44.2 / 44.2 | 40.5 / 40.5 | 1.1× | 0.5 KiB | 200: 29, 413: 1 |',
+      '',
+      '| /healthz | probes | p50 ms | p99 ms | max ms | failed |',
+      '| --- | --- | --- | --- | --- | --- |',
+      '| quiet | 900 | 0.61 | 1.5 | 3.1 | 0 |',
+      '| hostile flood (huge-string, nesting) | 700 | 1.9 | 38.4 | 47.9 | 0 |',
       '',
     ].join('\n'),
   );
