@@ -17,8 +17,15 @@ import { isPortNumber } from './serviceentry.js';
 export const EXAMPLE_REDIS_HOST = 'redis.redis.svc.cluster.local';
 export const UINT32_MAX = 4294967295;
 
-/** protobuf JSON `google.protobuf.Duration`: non-negative seconds, at most 9 fraction digits, `s` suffix. */
-export const PROTO_DURATION = /^\d+(\.\d{1,9})?s$/;
+/**
+ * protobuf JSON `google.protobuf.Duration`: non-negative seconds, at most 9 fraction digits, `s`
+ * suffix; at most 315576000000s (10,000 years), the largest Duration there is.
+ */
+export const PROTO_DURATION = /^\d{1,12}(\.\d{1,9})?s$/;
+const MAX_DURATION_NANOS = 315576000000n * 1_000_000_000n;
+
+/** Longest text a duration suggestion is computed for (no real duration is longer). */
+const MAX_DURATION_TEXT = 64;
 
 /** A key of a Secret's `data`. */
 const SECRET_KEY = /^[-._a-zA-Z0-9]+$/;
@@ -61,7 +68,7 @@ export function suggestProtoDuration(value: unknown): string | undefined {
     text = String(value);
     return /^\d+(\.\d{1,9})?$/.test(text) ? `${text}s` : undefined;
   }
-  if (typeof value !== 'string') return undefined;
+  if (typeof value !== 'string' || value.length > MAX_DURATION_TEXT) return undefined;
   text = value.trim();
   if (text.startsWith('+')) text = text.slice(1);
   if (/^\d+(\.\d{1,9})?$/.test(text)) return `${text}s`;
@@ -82,7 +89,11 @@ export function checkDuration(f: FindingsBuilder, path: string, value: unknown):
   if (value === undefined) return undefined;
   if (typeof value === 'string' && PROTO_DURATION.test(value)) {
     const nanos = goDurationNanos(value);
-    if (nanos !== undefined) return nanos;
+    if (nanos !== undefined && nanos <= MAX_DURATION_NANOS) return nanos;
+    if (nanos !== undefined) {
+      f.deny(path, `${showScalar(value)} is longer than the largest protobuf duration, "315576000000s"`);
+      return undefined;
+    }
   }
   if (isNegativeDuration(value)) {
     f.deny(

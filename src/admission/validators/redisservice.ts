@@ -41,7 +41,8 @@ export function validateRedisService(object: JsonRecord, ctx: ValidationContext)
   }
   checkHosts(spec, f, ctx);
   checkSettings(spec.settings, f);
-  checkRoutes(spec.redis, f, ctx);
+  const caseInsensitive = asRecord(spec.settings)?.caseInsensitive === true;
+  checkRoutes(spec.redis, caseInsensitive, f, ctx);
   checkFaults(spec.faults, f, ctx);
   return f.build();
 }
@@ -85,7 +86,15 @@ function checkSettings(raw: unknown, f: FindingsBuilder): void {
   checkAuth(f, path('auth'), s.auth);
 }
 
-function checkRoutes(raw: unknown, f: FindingsBuilder, ctx: ValidationContext): void {
+/** Envoy's limit on a key prefix (redis_proxy PrefixRoutes.Route.prefix max_bytes). */
+export const MAX_PREFIX_BYTES = 1000;
+
+function checkRoutes(
+  raw: unknown,
+  caseInsensitive: boolean,
+  f: FindingsBuilder,
+  ctx: ValidationContext,
+): void {
   const routes = checkList(f, 'spec.redis', raw, 'routes') ?? [];
   const firstWithPrefix = new Map<string, number>();
   let firstCatchAll: number | undefined;
@@ -108,12 +117,22 @@ function checkRoutes(raw: unknown, f: FindingsBuilder, ctx: ValidationContext): 
         );
       }
     } else if (prefix !== undefined) {
-      const first = firstWithPrefix.get(prefix);
-      if (first === undefined) firstWithPrefix.set(prefix, i);
+      // Envoy refuses the whole listener on a duplicate prefix; case-insensitive, it compares
+      // them with ASCII letters lowercased.
+      const seen = caseInsensitive ? prefix.replace(/[A-Z]+/g, (c) => c.toLowerCase()) : prefix;
+      const first = firstWithPrefix.get(seen);
+      if (Buffer.byteLength(prefix, 'utf8') > MAX_PREFIX_BYTES) {
+        f.deny(
+          field(path, 'match', 'key', 'prefix'),
+          `is ${Buffer.byteLength(prefix, 'utf8')} bytes long; Envoy accepts key prefixes of at most ${MAX_PREFIX_BYTES} bytes`,
+        );
+      } else if (first === undefined) firstWithPrefix.set(seen, i);
       else {
         f.deny(
           field(path, 'match', 'key', 'prefix'),
-          `${show(prefix)} is already used by spec.redis[${first}]; key prefixes must be unique: change it or merge the two routes`,
+          `${show(prefix)} is already used by spec.redis[${first}]` +
+            (caseInsensitive ? ' (caseInsensitive: letter case is ignored)' : '') +
+            '; key prefixes must be unique: change it or merge the two routes',
         );
       }
     }

@@ -13,10 +13,10 @@ const MAX_RENDERED = 60;
 export function show(value: unknown): string {
   if (typeof value === 'string') return quote(value);
   if (value === undefined) return 'undefined';
-  if (value === null || typeof value !== 'object') {
-    const text = typeof value === 'number' && !Number.isFinite(value) ? String(value) : JSON.stringify(value);
-    return typeof text === 'string' ? text : String(value);
-  }
+  if (value === null) return 'null';
+  if (typeof value === 'number') return String(value);
+  if (typeof value === 'boolean') return value ? 'true' : 'false';
+  if (typeof value !== 'object') return typeof value;
   const out: string[] = [];
   let length = 0;
   const push = (s: string): boolean => {

@@ -207,8 +207,7 @@ function warnHttpUnused(host: string, protocol: Protocol, domain: string, f: Fin
 }
 
 /** Protocols routed by VirtualService http routes: each route becomes a protocol route. */
-const RPC = ['dubbo', 'thrift'] as const;
-type Rpc = (typeof RPC)[number];
+type Rpc = 'dubbo' | 'thrift';
 
 /** The Dubbo/Thrift protocols of the ports a match entry (or a route without matches) applies to. */
 function rpcFor(port: unknown, scope: Scope): Set<Rpc> {
