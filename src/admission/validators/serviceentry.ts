@@ -106,8 +106,8 @@ function warnListenerCap(addresses: number, ports: number, what: string, f: Find
   if (listeners <= MAX_LISTENERS_PER_SERVICE) return;
   f.warn(
     'spec.addresses',
-    `${addresses} addresses x ${ports} ports = ${listeners} listeners: only the first ` +
-      `${MAX_LISTENERS_PER_SERVICE} get ${what} filters, the rest stay plain TCP`,
+    `${addresses} addresses x ${ports} ports: only the first ${MAX_LISTENERS_PER_SERVICE} listeners get ` +
+      `${what} filters, the rest stay plain TCP`,
   );
 }
 
