@@ -1,5 +1,6 @@
 import { asArray, asRecord, asString, asStringMap, isInteger, type JsonRecord } from './json.js';
 import { metaOf } from './kinds.js';
+import { quote } from './limits.js';
 import { isLabelKey, isLabelValue, resolveHost } from './names.js';
 import { protocolFromPortName, type Protocol } from './protocol.js';
 
@@ -40,13 +41,12 @@ export function parseWorkloadSelectorAnnotation(raw: string): Record<string, str
   const s = raw.replace(/\s+/g, '');
   const parts = s.split(':');
   if (parts.length > 2)
-    return `${JSON.stringify(raw)} has more than one ':'; write "value" (meaning app: value) or "key: value"`;
+    return `${quote(raw)} has more than one ':'; write "value" (meaning app: value) or "key: value"`;
   const [k, v] = parts.length === 2 ? [parts[0] ?? '', parts[1] ?? ''] : ['app', parts[0] ?? ''];
-  if (v === '')
-    return `${JSON.stringify(raw)} has no label value; write "value" (meaning app: value) or "key: value"`;
-  if (!isLabelKey(k)) return `${JSON.stringify(k)} is not a valid label key`;
+  if (v === '') return `${quote(raw)} has no label value; write "value" (meaning app: value) or "key: value"`;
+  if (!isLabelKey(k)) return `${quote(k)} is not a valid label key`;
   if (!isLabelValue(v))
-    return `${JSON.stringify(v)} is not a valid label value (63 characters of [A-Za-z0-9._-] at most)`;
+    return `${quote(v)} is not a valid label value (63 characters of [A-Za-z0-9._-] at most)`;
   return { [k]: v };
 }
 

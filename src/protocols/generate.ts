@@ -1,6 +1,7 @@
 import type { ConfigStore, Entry } from '../cache/store.js';
 import { isBreezeError } from '../errors.js';
-import { asRecord, asString, type JsonRecord } from '../model/json.js';
+import { asRecord, asString, isInteger, type JsonRecord } from '../model/json.js';
+import { MAX_LISTENERS_PER_SERVICE, quote } from '../model/limits.js';
 import type { ServiceView } from '../model/service.js';
 import { GENERATORS } from './registry.js';
 import { buildEnvoyFilter, inboundListenerPatch, outboundListenerPatch } from './shared/envoyfilter.js';
@@ -25,9 +26,22 @@ export function formatProblem(p: GenerationProblem): string {
 
 export interface ServiceOutput {
   readonly envoyFilters: JsonRecord[];
+  /**
+   * Errors: the service's config cannot be (fully) generated. A service with problems keeps its
+   * current EnvoyFilters (nothing is deleted or replaced because of it).
+   */
   readonly problems: GenerationProblem[];
-  /** Soft findings: a filter that cannot exist yet (no VIP, no workload selector). */
+  /**
+   * Soft findings, never errors: a filter that cannot exist yet (no VIP, no workload selector), or
+   * listeners left plain TCP beyond MAX_LISTENERS_PER_SERVICE. The filters that are generated are
+   * complete and may be written; a note is for a log line or a Warning Event on the service.
+   */
   readonly notes: GenerationProblem[];
+}
+
+/** A port number Envoy's schema accepts for a listener or a filter chain match (1-65535). */
+function isPortNumber(n: number): boolean {
+  return isInteger(n) && n >= 1 && n <= 65535;
 }
 
 export type GenerationResult = ServiceOutput;
@@ -81,8 +95,24 @@ export function generateService(
   const self: SourceRef = { kind: service.kind, namespace: service.namespace, name: service.name };
   const namespace = options.namespaceScope ? service.namespace : options.rootNamespace;
 
+  // Outbound listeners are address:port pairs; each distinct address once, in spec order.
+  const addresses = [...new Set(service.addresses)];
+  let outboundLeft = MAX_LISTENERS_PER_SERVICE;
+  let inboundLeft = MAX_LISTENERS_PER_SERVICE;
+  let outboundSkipped = 0;
+  let inboundSkipped = 0;
+
   for (const port of service.ports) {
     if (port.protocol === undefined) continue;
+    // Generators get watched objects no webhook has checked: a value outside Envoy's schema is a
+    // problem of this port, never emitted.
+    if (!isPortNumber(port.number)) {
+      out.problems.push({
+        service: key,
+        message: `port ${port.number} (${quote(port.name)}) is not a port number from 1 to 65535: no filters for it`,
+      });
+      continue;
+    }
     const generator = GENERATORS[port.protocol];
     const ctx: PortContext = {
       service,
@@ -108,17 +138,22 @@ export function generateService(
     };
     const sourcesOf = (p: FilterPlan): SourceRef[] => [self, ...(p.sources ?? [])];
 
-    if (service.addresses.length === 0) {
+    if (addresses.length === 0) {
       out.notes.push({
         service: key,
         port: port.number,
         direction: 'outbound',
         message: 'no address yet (the mutating webhook allocates a VIP): no outbound filter',
       });
+    } else if (outboundLeft === 0) {
+      outboundSkipped += addresses.length;
     } else {
       const outbound = plan('outbound');
       if (outbound !== undefined) {
-        for (const [i, vip] of service.addresses.entries()) {
+        const served = addresses.slice(0, outboundLeft);
+        outboundSkipped += addresses.length - served.length;
+        outboundLeft -= served.length;
+        for (const [i, vip] of served.entries()) {
           // Cluster patches (Redis) go with the first VIP only: one cluster, added once.
           const extra = i === 0 ? (outbound.extraPatches ?? []) : [];
           out.envoyFilters.push(
@@ -136,6 +171,7 @@ export function generateService(
       }
     }
 
+    const inboundPort = port.targetPort ?? port.number;
     if (service.workloadSelector === undefined) {
       out.notes.push({
         service: key,
@@ -144,9 +180,19 @@ export function generateService(
         message:
           'no workload selector (spec.workloadSelector or the workloadSelector annotation): no inbound filter',
       });
+    } else if (!isPortNumber(inboundPort)) {
+      out.problems.push({
+        service: key,
+        port: port.number,
+        direction: 'inbound',
+        message: `targetPort ${inboundPort} is not a port number from 1 to 65535: no inbound filter`,
+      });
+    } else if (inboundLeft === 0) {
+      inboundSkipped++;
     } else {
       const inbound = plan('inbound');
       if (inbound !== undefined) {
+        inboundLeft--;
         out.envoyFilters.push(
           buildEnvoyFilter({
             name: inboundName(host, port.number),
@@ -154,12 +200,28 @@ export function generateService(
             namespace,
             protocol: port.protocol,
             workloadSelector: service.workloadSelector,
-            patches: [inboundListenerPatch(port.targetPort ?? port.number, inbound)],
+            patches: [inboundListenerPatch(inboundPort, inbound)],
             sources: sourcesOf(inbound),
           }),
         );
       }
     }
+  }
+  if (outboundSkipped > 0) {
+    out.notes.push({
+      service: key,
+      direction: 'outbound',
+      message:
+        `${outboundSkipped} more address:port listeners than the ${MAX_LISTENERS_PER_SERVICE} one service may ` +
+        'fan out to stay plain TCP (filters go to the first ones: ports in spec order, each with its addresses in order)',
+    });
+  }
+  if (inboundSkipped > 0) {
+    out.notes.push({
+      service: key,
+      direction: 'inbound',
+      message: `${inboundSkipped} more protocol ports than ${MAX_LISTENERS_PER_SERVICE} stay plain TCP inbound (the first ones in spec order get filters)`,
+    });
   }
   return out;
 }

@@ -79,9 +79,9 @@ t.test('a spec that is not an object is one denial at spec', async (t) => {
   for (const [spec, shown] of [
     [undefined, 'undefined'],
     [null, 'null'],
-    ['redis', '"redis"'],
-    [42, '42'],
-    [true, 'true'],
+    ['redis', 'a string'],
+    [42, 'a number'],
+    [true, 'a boolean'],
   ] as const) {
     t.same(check(spec).problems, [
       {
@@ -105,9 +105,9 @@ t.test('spec.host', async (t) => {
   );
   t.equal(
     message({ host: HOST }),
-    `spec.host: must be a list of host names, got "${HOST}"; write ["${HOST}"]`,
+    `spec.host: must be a list of host names, got a string; write the host in a list, e.g. ["${HOST}"]`,
   );
-  t.equal(message({ host: 7 }), 'spec.host: must be a list of host names, got 7');
+  t.equal(message({ host: 7 }), 'spec.host: must be a list of host names, got a number');
   t.equal(message({ host: [] }), `spec.host: must list at least one host, e.g. ["${HOST}"]`);
   t.equal(
     message({ host: [HOST, '*.redis.svc.cluster.local', 5, ''] }),
@@ -122,7 +122,7 @@ t.test('spec.host', async (t) => {
 t.test('settings: wrong types', async (t) => {
   t.equal(
     message({ host: [HOST], settings: 'fast' }),
-    'spec.settings: must be an object with proxy settings such as opTimeout and auth, got "fast"',
+    'spec.settings: must be an object with proxy settings such as opTimeout and auth, got a string',
   );
   t.equal(
     message({
@@ -222,7 +222,7 @@ t.test('durations: valid, negative and unconvertible values', async (t) => {
   ]) {
     t.equal(
       message({ host: [HOST], settings: { bufferFlushTimeout: v } }),
-      `spec.settings.bufferFlushTimeout: ${JSON.stringify(v)} is not a protobuf duration; write seconds with an "s" suffix, e.g. "1.5s"`,
+      `spec.settings.bufferFlushTimeout: ${typeof v === 'object' ? (Array.isArray(v) ? 'a list' : 'an object') : JSON.stringify(v)} is not a protobuf duration; write seconds with an "s" suffix, e.g. "1.5s"`,
       JSON.stringify(v),
     );
   }
@@ -261,7 +261,7 @@ t.test('duration helpers', async (t) => {
 t.test('routes: hosts, ports and wrong types', async (t) => {
   t.equal(
     message({ host: [HOST], redis: { route: { host: HOST } } }),
-    'spec.redis: must be a list of routes, got {"route":{"host":"redis.redis.svc.cluster.local"}}',
+    'spec.redis: must be a list of routes, got an object',
   );
   t.equal(
     message({
@@ -276,10 +276,10 @@ t.test('routes: hosts, ports and wrong types', async (t) => {
       ],
     }),
     [
-      'spec.redis[0]: must be an object with route and optional match and mirror, got "redis-default"',
-      'spec.redis[1].match: must be an object with key, got "user:"',
-      'spec.redis[1].route: must be an object with host and optional port, got "redis-user"',
-      'spec.redis[2].match.key: must be an object with prefix and optional removePrefix, got "user:"',
+      'spec.redis[0]: must be an object with route and optional match and mirror, got a string',
+      'spec.redis[1].match: must be an object with key, got a string',
+      'spec.redis[1].route: must be an object with host and optional port, got a string',
+      'spec.redis[2].match.key: must be an object with prefix and optional removePrefix, got a string',
       'spec.redis[2].route.port: must be an integer from 1 to 65535 (or omitted to use the service\'s port), got "6379"',
       'spec.redis[3].match.key.removePrefix: must be true or false, got "yes"',
       'spec.redis[3].match.key.prefix: must be a string such as "user:", got 7',
@@ -318,7 +318,7 @@ t.test('routes: unique prefixes and a single catch-all', async (t) => {
   );
   t.equal(
     message({ host: [HOST], redis: [{ route: route('a') }, { match: { key: 5 }, route: route('b') }] }),
-    'spec.redis[1].match.key: must be an object with prefix and optional removePrefix, got 5',
+    'spec.redis[1].match.key: must be an object with prefix and optional removePrefix, got a number',
     'a denied match is not counted as a catch-all',
   );
 });
@@ -353,11 +353,11 @@ t.test('mirrors', async (t) => {
       'spec.redis[0].mirror[3].percentage.value: must be a number greater than 0 and at most 100, got 0',
       'spec.redis[0].mirror[3].excludeReadCommands: must be true or false, got "no"',
       'spec.redis[0].mirror[4].percentage.value: must be a number greater than 0 and at most 100, got 100.5',
-      'spec.redis[0].mirror[5].percentage: must be an object with value (a percentage), got 50',
+      'spec.redis[0].mirror[5].percentage: must be an object with value (a percentage), got a number',
       'spec.redis[0].mirror[6].percentage.value: is required: a number greater than 0 and at most 100, e.g. 10 for 10%',
       'spec.redis[0].mirror[7].percentage.value: must be a number greater than 0 and at most 100, got "50"',
-      'spec.redis[0].mirror[8]: must be an object with route and percentage, got "redis-shadow"',
-      'spec.redis[1].mirror: must be a list of mirror policies, got {"route":{"host":"redis-default.redis.svc.cluster.local"}}',
+      'spec.redis[0].mirror[8]: must be an object with route and percentage, got a string',
+      'spec.redis[1].mirror: must be a list of mirror policies, got an object',
     ].join('; '),
   );
 });
@@ -365,7 +365,7 @@ t.test('mirrors', async (t) => {
 t.test('faults', async (t) => {
   t.equal(
     message({ host: [HOST], faults: { type: 'ERROR' } }),
-    'spec.faults: must be a list of faults, got {"type":"ERROR"}',
+    'spec.faults: must be a list of faults, got an object',
   );
   t.equal(
     message({
@@ -393,10 +393,10 @@ t.test('faults', async (t) => {
       'spec.faults[6].delay: "100ms" is not a protobuf duration; use "0.1s" (seconds with an "s" suffix)',
       'spec.faults[7].percentage: is required: the share of commands to fault, e.g. {"value": 10} for 10%',
       'spec.faults[8].percentage.value: must be a number greater than 0 and at most 100, got -5',
-      'spec.faults[8].commands: must be a list of Redis command names, got "get"',
+      'spec.faults[8].commands: must be a list of Redis command names, got a string',
       'spec.faults[9].commands[1]: must be a Redis command name such as "get", got ""',
       'spec.faults[9].commands[2]: must be a Redis command name such as "get", got 7',
-      'spec.faults[10]: must be an object with type, percentage and delay, got 7',
+      'spec.faults[10]: must be an object with type, percentage and delay, got a number',
       'spec.faults[11].type: must be one of DELAY, ERROR, got 1',
     ].join('; '),
   );

@@ -111,7 +111,11 @@ t.test('weights must be integers from 0 to 100', async (t) => {
   t.same(paths(validateVirtualService(route(null, 100), ctx)), ['spec.http[0].route[0].weight'], 'null');
   t.same(paths(validateVirtualService(route(101), ctx)), ['spec.http[0].route[0].weight'], 'over 100');
   t.same(validateVirtualService(route(30), ctx).problems, [], 'one destination: its weight is not summed');
-  t.same(validateVirtualService(route(), ctx).problems, [], 'an empty http route list is no problem');
+  t.same(
+    paths(validateVirtualService(route(), ctx)),
+    ['spec.http[0].route'],
+    'an empty http route list on a Dubbo host is denied: a Dubbo route only forwards',
+  );
   t.same(validateVirtualService(route(0, 100), ctx).problems, [], '0 and 100');
 
   const sum = validateVirtualService(
@@ -142,7 +146,7 @@ t.test('weights must be integers from 0 to 100', async (t) => {
   t.same(validateVirtualService(three, ctx).problems, [], '50 + 30 + 20');
 });
 
-t.test('tcp and tls routes need a destination list; http routes may have none', async (t) => {
+t.test('tcp and tls routes need a destination list; so do http routes of a Dubbo host', async (t) => {
   const ctx = { view: dubboStore(), namespace: 'dubbo' };
   const r = validateVirtualService(
     vs({
@@ -154,6 +158,7 @@ t.test('tcp and tls routes need a destination list; http routes may have none', 
     ctx,
   );
   t.same(paths(r), [
+    'spec.http[0].route',
     'spec.http[1]',
     'spec.http[2].match',
     'spec.http[2].route[0]',

@@ -1,5 +1,6 @@
 import { asArray, asRecord, asString, type JsonRecord } from '../../model/json.js';
 import { protocolFromPortName } from '../../model/protocol.js';
+import type { CpuBudget } from '../budget.js';
 import type { JsonPatchOp } from '../review.js';
 import type { VipAllocator } from '../vip.js';
 
@@ -9,6 +10,8 @@ export interface MutationContext {
   readonly oldObject: JsonRecord | undefined;
   readonly vips: VipAllocator;
   readonly dryRun: boolean;
+  /** The request's CPU budget (see ValidationContext.budget); absent offline. */
+  readonly budget?: CpuBudget;
 }
 
 export type MutationResult =
@@ -27,6 +30,7 @@ export function mutateServiceEntry(object: JsonRecord, ctx: MutationContext): Mu
   let hasProtocolPort = false;
   const ports = asArray(spec.ports) ?? [];
   for (const [i, raw] of ports.entries()) {
+    if (i % 64 === 0) ctx.budget?.check();
     const port = asRecord(raw);
     if (port === undefined || protocolFromPortName(asString(port.name) ?? '') === undefined) continue;
     hasProtocolPort = true;

@@ -1,6 +1,7 @@
 import { asArray, asRecord, isRecord, type JsonRecord } from '../../model/json.js';
 import { isDns1123Label } from '../../model/names.js';
-import { field, FindingsBuilder, key, show, type Findings } from '../findings.js';
+import { field, FindingsBuilder, type Findings } from '../findings.js';
+import { key, show } from './render.js';
 import type { ValidationContext } from './types.js';
 
 const EXAMPLE_HOST = 'org.apache.dubbo.samples.basic.api.demoservice';
@@ -9,7 +10,7 @@ const EXAMPLE_HOST = 'org.apache.dubbo.samples.basic.api.demoservice';
  * DestinationRule: a host, and subsets whose names are unique DNS-1123 labels (VirtualService
  * destinations and Breeze's generated routes refer to them by name) with string labels.
  */
-export function validateDestinationRule(object: JsonRecord, _ctx: ValidationContext): Findings {
+export function validateDestinationRule(object: JsonRecord, ctx: ValidationContext): Findings {
   const f = new FindingsBuilder();
   const spec = asRecord(object.spec);
   if (spec === undefined) {
@@ -31,6 +32,7 @@ export function validateDestinationRule(object: JsonRecord, _ctx: ValidationCont
 
   const firstIndexOf = new Map<string, number>();
   subsets.forEach((raw, i) => {
+    ctx.budget?.check();
     const path = field('spec', 'subsets', i);
     const s = asRecord(raw);
     if (s === undefined) {
@@ -57,7 +59,7 @@ export function validateDestinationRule(object: JsonRecord, _ctx: ValidationCont
         );
       }
     }
-    checkLabels(s.labels, field(path, 'labels'), f);
+    checkLabels(s.labels, field(path, 'labels'), f, ctx);
   });
   return f.build();
 }
@@ -67,16 +69,16 @@ function got(value: unknown): string {
   return value === undefined ? 'none' : show(value);
 }
 
-function checkLabels(raw: unknown, path: string, f: FindingsBuilder): void {
+function checkLabels(raw: unknown, path: string, f: FindingsBuilder, ctx: ValidationContext): void {
   if (raw === undefined) return;
   if (!isRecord(raw)) {
     f.deny(path, `must be a map of label names to string values (e.g. {"version": "v1"}), got ${show(raw)}`);
     return;
   }
-  for (const [k, v] of Object.entries(raw)) {
+  for (const [n, [k, v]] of Object.entries(raw).entries()) {
+    if (n % 64 === 0) ctx.budget?.check();
     if (typeof v === 'string') continue;
-    const quoted =
-      typeof v === 'number' || typeof v === 'boolean' ? `; quote it: ${JSON.stringify(String(v))}` : '';
+    const quoted = typeof v === 'number' || typeof v === 'boolean' ? `; quote it: ${show(String(v))}` : '';
     f.deny(key(path, k), `label values must be strings, got ${show(v)}${quoted}`);
   }
 }

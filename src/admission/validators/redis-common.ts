@@ -3,20 +3,29 @@
  * hosts, ports, protobuf JSON durations, enums, plain JSON types and the `Auth` message.
  *
  * Everything under an `auth` field may hold a password, so messages about it describe a value's
- * type and never render the value itself; nor do messages about an object field that got a list
- * or object instead (it may contain an auth).
+ * type and never render the value itself. Nor does any message render a list or an object (it may
+ * contain an auth), or a value found where a list or an object is expected (an auth, or a
+ * password, may sit there by mistake): only scalars where a scalar is expected are quoted, bounded.
  */
 import { asArray, asRecord, isInteger, type JsonRecord } from '../../model/json.js';
 import { goDurationNanos, protoDurationText } from '../../model/duration.js';
 import { isDns1123Subdomain, isDnsName } from '../../model/names.js';
-import { field, show, type FindingsBuilder } from '../findings.js';
+import { field, type FindingsBuilder } from '../findings.js';
+import { show } from './render.js';
 import { isPortNumber } from './serviceentry.js';
 
 export const EXAMPLE_REDIS_HOST = 'redis.redis.svc.cluster.local';
 export const UINT32_MAX = 4294967295;
 
-/** protobuf JSON `google.protobuf.Duration`: non-negative seconds, at most 9 fraction digits, `s` suffix. */
-export const PROTO_DURATION = /^\d+(\.\d{1,9})?s$/;
+/**
+ * protobuf JSON `google.protobuf.Duration`: non-negative seconds, at most 9 fraction digits, `s`
+ * suffix; at most 315576000000s (10,000 years), the largest Duration there is.
+ */
+export const PROTO_DURATION = /^\d{1,12}(\.\d{1,9})?s$/;
+const MAX_DURATION_NANOS = 315576000000n * 1_000_000_000n;
+
+/** Longest text a duration suggestion is computed for (no real duration is longer). */
+const MAX_DURATION_TEXT = 64;
 
 /** A key of a Secret's `data`. */
 const SECRET_KEY = /^[-._a-zA-Z0-9]+$/;
@@ -59,7 +68,7 @@ export function suggestProtoDuration(value: unknown): string | undefined {
     text = String(value);
     return /^\d+(\.\d{1,9})?$/.test(text) ? `${text}s` : undefined;
   }
-  if (typeof value !== 'string') return undefined;
+  if (typeof value !== 'string' || value.length > MAX_DURATION_TEXT) return undefined;
   text = value.trim();
   if (text.startsWith('+')) text = text.slice(1);
   if (/^\d+(\.\d{1,9})?$/.test(text)) return `${text}s`;
@@ -80,18 +89,25 @@ export function checkDuration(f: FindingsBuilder, path: string, value: unknown):
   if (value === undefined) return undefined;
   if (typeof value === 'string' && PROTO_DURATION.test(value)) {
     const nanos = goDurationNanos(value);
-    if (nanos !== undefined) return nanos;
+    if (nanos !== undefined && nanos <= MAX_DURATION_NANOS) return nanos;
+    if (nanos !== undefined) {
+      f.deny(path, `${showScalar(value)} is longer than the largest protobuf duration, "315576000000s"`);
+      return undefined;
+    }
   }
   if (isNegativeDuration(value)) {
-    f.deny(path, `${show(value)} is negative; use zero or more seconds with an "s" suffix, e.g. "1.5s"`);
+    f.deny(
+      path,
+      `${showScalar(value)} is negative; use zero or more seconds with an "s" suffix, e.g. "1.5s"`,
+    );
     return undefined;
   }
   const suggestion = suggestProtoDuration(value);
   f.deny(
     path,
     suggestion === undefined
-      ? `${show(value)} is not a protobuf duration; write seconds with an "s" suffix, e.g. "1.5s"`
-      : `${show(value)} is not a protobuf duration; use "${suggestion}" (seconds with an "s" suffix)`,
+      ? `${showScalar(value)} is not a protobuf duration; write seconds with an "s" suffix, e.g. "1.5s"`
+      : `${showScalar(value)} is not a protobuf duration; use "${suggestion}" (seconds with an "s" suffix)`,
   );
   return undefined;
 }
@@ -111,7 +127,7 @@ export function checkObject(
 ): JsonRecord | undefined {
   if (value === undefined || value === null) return undefined;
   const r = asRecord(value);
-  if (r === undefined) f.deny(path, `must be an object with ${what}, got ${showScalar(value)}`);
+  if (r === undefined) f.deny(path, `must be an object with ${what}, got ${describeType(value)}`);
   return r;
 }
 
@@ -124,13 +140,13 @@ export function checkList(
 ): readonly unknown[] | undefined {
   if (value === undefined || value === null) return undefined;
   const list = asArray(value);
-  if (list === undefined) f.deny(path, `must be a list of ${what}, got ${show(value)}`);
+  if (list === undefined) f.deny(path, `must be a list of ${what}, got ${describeType(value)}`);
   return list;
 }
 
 export function checkBoolean(f: FindingsBuilder, path: string, value: unknown): void {
   if (value !== undefined && value !== null && typeof value !== 'boolean') {
-    f.deny(path, `must be true or false, got ${show(value)}`);
+    f.deny(path, `must be true or false, got ${showScalar(value)}`);
   }
 }
 
@@ -144,7 +160,7 @@ export function checkInteger(
 ): void {
   if (value === undefined || value === null) return;
   if (!isInteger(value) || value < min || value > max) {
-    f.deny(path, `must be an integer from ${min} to ${max}, got ${show(value)}`);
+    f.deny(path, `must be an integer from ${min} to ${max}, got ${showScalar(value)}`);
   }
 }
 
@@ -154,7 +170,7 @@ export function checkEnum(f: FindingsBuilder, path: string, value: unknown, name
   if (typeof value === 'string' && names.includes(value)) return;
   const upper = typeof value === 'string' ? value.toUpperCase() : undefined;
   const hint = upper !== undefined && names.includes(upper) ? `; use "${upper}"` : '';
-  f.deny(path, `must be one of ${names.join(', ')}, got ${show(value)}${hint}`);
+  f.deny(path, `must be one of ${names.join(', ')}, got ${showScalar(value)}${hint}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -170,7 +186,10 @@ export function checkHost(
   if (value === undefined || value === null) {
     f.deny(path, `is required: a service host name, e.g. ${example}`);
   } else if (typeof value !== 'string' || !isDnsName(value)) {
-    f.deny(path, `${show(value)} is not a DNS name; use a plain host name without wildcard, e.g. ${example}`);
+    f.deny(
+      path,
+      `${showScalar(value)} is not a DNS name; use a plain host name without wildcard, e.g. ${example}`,
+    );
   }
 }
 
@@ -179,7 +198,7 @@ export function checkPort(f: FindingsBuilder, path: string, value: unknown): voi
   if (value === undefined || value === null || isPortNumber(value)) return;
   f.deny(
     path,
-    `must be an integer from 1 to 65535 (or omitted to use the service's port), got ${show(value)}`,
+    `must be an integer from 1 to 65535 (or omitted to use the service's port), got ${showScalar(value)}`,
   );
 }
 
@@ -220,7 +239,7 @@ export function checkPercentage(f: FindingsBuilder, path: string, value: unknown
   if (v === undefined || v === null) {
     f.deny(valuePath, 'is required: a number greater than 0 and at most 100, e.g. 10 for 10%');
   } else if (typeof v !== 'number' || !(v > 0 && v <= 100)) {
-    f.deny(valuePath, `must be a number greater than 0 and at most 100, got ${show(v)}`);
+    f.deny(valuePath, `must be a number greater than 0 and at most 100, got ${showScalar(v)}`);
   }
 }
 

@@ -1,10 +1,12 @@
 import { isIP } from 'node:net';
 import { asRecord, type JsonRecord } from '../../model/json.js';
 import { isDnsName } from '../../model/names.js';
-import { field, FindingsBuilder, show, type Findings } from '../findings.js';
+import { field, FindingsBuilder, type Findings } from '../findings.js';
+import { show } from './render.js';
 import {
   checkAuth,
   checkDuration,
+  describeType,
   checkEnum,
   checkHost,
   checkInteger,
@@ -25,12 +27,12 @@ const ENDPOINT_FIX = `write host[:port], e.g. "${EXAMPLE_ENDPOINT}" or "[fd00::1
  * RedisDestination (redis.aeraki.io/v1alpha1): the connection pool of one Redis host, PROXY or
  * CLUSTER mode, and the upstream auth.
  */
-export function validateRedisDestination(object: JsonRecord, _ctx: ValidationContext): Findings {
+export function validateRedisDestination(object: JsonRecord, ctx: ValidationContext): Findings {
   const f = new FindingsBuilder();
   const spec = asRecord(object.spec);
   if (spec === undefined) {
     return f
-      .deny('spec', `must be an object with host and trafficPolicy, got ${showScalar(object.spec)}`)
+      .deny('spec', `must be an object with host and trafficPolicy, got ${describeType(object.spec)}`)
       .build();
   }
   if (Array.isArray(spec.host)) {
@@ -41,7 +43,7 @@ export function validateRedisDestination(object: JsonRecord, _ctx: ValidationCon
   const policy = checkObject(f, 'spec.trafficPolicy', spec.trafficPolicy, 'connectionPool');
   const pool = checkObject(f, POOL, policy?.connectionPool, 'tcp and redis settings');
   checkTcp(pool?.tcp, f);
-  checkRedis(pool?.redis, f);
+  checkRedis(pool?.redis, f, ctx);
   return f.build();
 }
 
@@ -62,7 +64,7 @@ function checkTcp(raw: unknown, f: FindingsBuilder): void {
   checkDuration(f, field(kaPath, 'interval'), ka.interval);
 }
 
-function checkRedis(raw: unknown, f: FindingsBuilder): void {
+function checkRedis(raw: unknown, f: FindingsBuilder, ctx: ValidationContext): void {
   const path = field(POOL, 'redis');
   const redis = checkObject(f, path, raw, 'mode, auth and discoveryEndpoints');
   if (redis === undefined) return;
@@ -71,10 +73,11 @@ function checkRedis(raw: unknown, f: FindingsBuilder): void {
   const epPath = field(path, 'discoveryEndpoints');
   const endpoints = checkList(f, epPath, redis.discoveryEndpoints, 'host[:port] strings') ?? [];
   endpoints.forEach((e, i) => {
+    ctx.budget?.check();
     const problem =
       typeof e === 'string'
         ? endpointProblem(e)
-        : `must be a host[:port] string, got ${show(e)}; ${ENDPOINT_FIX}`;
+        : `must be a host[:port] string, got ${showScalar(e)}; ${ENDPOINT_FIX}`;
     if (problem !== undefined) f.deny(field(epPath, i), problem);
   });
   const mode = redis.mode ?? 'PROXY';

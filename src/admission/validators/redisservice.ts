@@ -1,8 +1,10 @@
 import { asArray, asRecord, type JsonRecord } from '../../model/json.js';
-import { field, FindingsBuilder, show, type Findings } from '../findings.js';
+import { field, FindingsBuilder, type Findings } from '../findings.js';
+import { show } from './render.js';
 import {
   checkAuth,
   checkBoolean,
+  describeType,
   checkDestination,
   checkDuration,
   checkEnum,
@@ -26,25 +28,26 @@ const EXAMPLE_MIRROR_HOST = 'redis-shadow.redis.svc.cluster.local';
  * RedisService (redis.aeraki.io/v1alpha1): the hosts it applies to, proxy settings, key-prefix
  * routes with mirrors, and faults.
  */
-export function validateRedisService(object: JsonRecord, _ctx: ValidationContext): Findings {
+export function validateRedisService(object: JsonRecord, ctx: ValidationContext): Findings {
   const f = new FindingsBuilder();
   const spec = asRecord(object.spec);
   if (spec === undefined) {
     return f
       .deny(
         'spec',
-        `must be an object with host and optional settings, redis and faults, got ${showScalar(object.spec)}`,
+        `must be an object with host and optional settings, redis and faults, got ${describeType(object.spec)}`,
       )
       .build();
   }
-  checkHosts(spec, f);
+  checkHosts(spec, f, ctx);
   checkSettings(spec.settings, f);
-  checkRoutes(spec.redis, f);
-  checkFaults(spec.faults, f);
+  const caseInsensitive = asRecord(spec.settings)?.caseInsensitive === true;
+  checkRoutes(spec.redis, caseInsensitive, f, ctx);
+  checkFaults(spec.faults, f, ctx);
   return f.build();
 }
 
-function checkHosts(spec: JsonRecord, f: FindingsBuilder): void {
+function checkHosts(spec: JsonRecord, f: FindingsBuilder, ctx: ValidationContext): void {
   const raw = spec.host;
   if (raw === undefined || raw === null) {
     const misnamed = spec.hosts !== undefined ? ' (the field is host, not hosts)' : '';
@@ -56,12 +59,15 @@ function checkHosts(spec: JsonRecord, f: FindingsBuilder): void {
   }
   const hosts = asArray(raw);
   if (hosts === undefined) {
-    const hint = typeof raw === 'string' ? `; write [${show(raw)}]` : '';
-    f.deny('spec.host', `must be a list of host names, got ${show(raw)}${hint}`);
+    const hint = typeof raw === 'string' ? `; write the host in a list, e.g. ["${EXAMPLE_REDIS_HOST}"]` : '';
+    f.deny('spec.host', `must be a list of host names, got ${describeType(raw)}${hint}`);
   } else if (hosts.length === 0) {
     f.deny('spec.host', `must list at least one host, e.g. ["${EXAMPLE_REDIS_HOST}"]`);
   } else {
-    hosts.forEach((h, i) => checkHost(f, field('spec', 'host', i), h));
+    hosts.forEach((h, i) => {
+      ctx.budget?.check();
+      checkHost(f, field('spec', 'host', i), h);
+    });
   }
 }
 
@@ -80,15 +86,24 @@ function checkSettings(raw: unknown, f: FindingsBuilder): void {
   checkAuth(f, path('auth'), s.auth);
 }
 
-function checkRoutes(raw: unknown, f: FindingsBuilder): void {
+/** Envoy's limit on a key prefix (redis_proxy PrefixRoutes.Route.prefix max_bytes). */
+export const MAX_PREFIX_BYTES = 1000;
+
+function checkRoutes(
+  raw: unknown,
+  caseInsensitive: boolean,
+  f: FindingsBuilder,
+  ctx: ValidationContext,
+): void {
   const routes = checkList(f, 'spec.redis', raw, 'routes') ?? [];
   const firstWithPrefix = new Map<string, number>();
   let firstCatchAll: number | undefined;
   routes.forEach((item, i) => {
+    ctx.budget?.check();
     const path = field('spec', 'redis', i);
     const r = asRecord(item);
     if (r === undefined) {
-      f.deny(path, `must be an object with route and optional match and mirror, got ${show(item)}`);
+      f.deny(path, `must be an object with route and optional match and mirror, got ${describeType(item)}`);
       return;
     }
     const prefix = checkMatch(r.match, path, f);
@@ -102,17 +117,27 @@ function checkRoutes(raw: unknown, f: FindingsBuilder): void {
         );
       }
     } else if (prefix !== undefined) {
-      const first = firstWithPrefix.get(prefix);
-      if (first === undefined) firstWithPrefix.set(prefix, i);
+      // Envoy refuses the whole listener on a duplicate prefix; case-insensitive, it compares
+      // them with ASCII letters lowercased.
+      const seen = caseInsensitive ? prefix.replace(/[A-Z]+/g, (c) => c.toLowerCase()) : prefix;
+      const first = firstWithPrefix.get(seen);
+      if (Buffer.byteLength(prefix, 'utf8') > MAX_PREFIX_BYTES) {
+        f.deny(
+          field(path, 'match', 'key', 'prefix'),
+          `is ${Buffer.byteLength(prefix, 'utf8')} bytes long; Envoy accepts key prefixes of at most ${MAX_PREFIX_BYTES} bytes`,
+        );
+      } else if (first === undefined) firstWithPrefix.set(seen, i);
       else {
         f.deny(
           field(path, 'match', 'key', 'prefix'),
-          `${show(prefix)} is already used by spec.redis[${first}]; key prefixes must be unique: change it or merge the two routes`,
+          `${show(prefix)} is already used by spec.redis[${first}]` +
+            (caseInsensitive ? ' (caseInsensitive: letter case is ignored)' : '') +
+            '; key prefixes must be unique: change it or merge the two routes',
         );
       }
     }
     checkDestination(f, field(path, 'route'), r.route, 'destination for these keys', EXAMPLE_ROUTE_HOST);
-    checkMirrors(r.mirror, path, f);
+    checkMirrors(r.mirror, path, f, ctx);
   });
 }
 
@@ -132,17 +157,18 @@ function checkMatch(raw: unknown, routePath: string, f: FindingsBuilder): string
   checkBoolean(f, field(keyPath, 'removePrefix'), key.removePrefix);
   const prefix = key.prefix ?? '';
   if (typeof prefix === 'string') return prefix;
-  f.deny(field(keyPath, 'prefix'), `must be a string such as "user:", got ${show(prefix)}`);
+  f.deny(field(keyPath, 'prefix'), `must be a string such as "user:", got ${showScalar(prefix)}`);
   return undefined;
 }
 
-function checkMirrors(raw: unknown, routePath: string, f: FindingsBuilder): void {
+function checkMirrors(raw: unknown, routePath: string, f: FindingsBuilder, ctx: ValidationContext): void {
   const mirrors = checkList(f, field(routePath, 'mirror'), raw, 'mirror policies') ?? [];
   mirrors.forEach((item, j) => {
+    ctx.budget?.check();
     const path = field(routePath, 'mirror', j);
     const m = asRecord(item);
     if (m === undefined) {
-      f.deny(path, `must be an object with route and percentage, got ${show(item)}`);
+      f.deny(path, `must be an object with route and percentage, got ${describeType(item)}`);
       return;
     }
     checkDestination(f, field(path, 'route'), m.route, 'mirror destination', EXAMPLE_MIRROR_HOST);
@@ -151,13 +177,14 @@ function checkMirrors(raw: unknown, routePath: string, f: FindingsBuilder): void
   });
 }
 
-function checkFaults(raw: unknown, f: FindingsBuilder): void {
+function checkFaults(raw: unknown, f: FindingsBuilder, ctx: ValidationContext): void {
   const faults = checkList(f, 'spec.faults', raw, 'faults') ?? [];
   faults.forEach((item, i) => {
+    ctx.budget?.check();
     const path = field('spec', 'faults', i);
     const fault = asRecord(item);
     if (fault === undefined) {
-      f.deny(path, `must be an object with type, percentage and delay, got ${show(item)}`);
+      f.deny(path, `must be an object with type, percentage and delay, got ${describeType(item)}`);
       return;
     }
     const type = fault.type ?? null;
@@ -181,8 +208,12 @@ function checkFaults(raw: unknown, f: FindingsBuilder): void {
     }
     const commands = checkList(f, field(path, 'commands'), fault.commands, 'Redis command names') ?? [];
     commands.forEach((c, k) => {
+      if (k % 64 === 0) ctx.budget?.check();
       if (typeof c !== 'string' || c.trim() === '') {
-        f.deny(field(path, 'commands', k), `must be a Redis command name such as "get", got ${show(c)}`);
+        f.deny(
+          field(path, 'commands', k),
+          `must be a Redis command name such as "get", got ${showScalar(c)}`,
+        );
       }
     });
   });

@@ -1,20 +1,51 @@
 import { asArray, asRecord, asString, asStringMap, isInteger, type JsonRecord } from '../../model/json.js';
+import { MAX_LISTENERS_PER_SERVICE } from '../../model/limits.js';
 import { isCidr, isDnsName, isIpAddress } from '../../model/names.js';
 import { parseWorkloadSelectorAnnotation } from '../../model/service.js';
 import { likelyMisspeltProtocol, protocolFromPortName, type Protocol } from '../../model/protocol.js';
-import { field, FindingsBuilder, key, show, type Findings } from '../findings.js';
+import { field, FindingsBuilder, type Findings } from '../findings.js';
+import { key, show } from './render.js';
 import type { ValidationContext } from './types.js';
 
 export const INTERFACE_ANNOTATION = 'interface';
 export const WORKLOAD_SELECTOR_ANNOTATION = 'workloadSelector';
-const JAVA_FQN = /^[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)+$/;
 const EXAMPLE_INTERFACE = 'org.apache.dubbo.samples.DemoService';
+
+/** A Java class name is stored in a class file's constant pool: at most 65535 bytes. */
+export const MAX_JAVA_NAME_LENGTH = 65535;
+
+const isIdentifierStart = (c: number): boolean =>
+  (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95 || c === 36; // A-Z a-z _ $
+const isIdentifierPart = (c: number): boolean => isIdentifierStart(c) || (c >= 48 && c <= 57);
+
+/**
+ * A Java fully-qualified name: identifiers ([A-Za-z_$][A-Za-z0-9_$]*) joined by dots, at least
+ * two of them. One linear pass (a backtracking RegExp overflows the stack on megabytes of `a.`).
+ */
+export function isJavaFqn(name: string): boolean {
+  if (name.length > MAX_JAVA_NAME_LENGTH) return false;
+  let parts = 0;
+  let atStart = true;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (atStart) {
+      if (!isIdentifierStart(c)) return false;
+      atStart = false;
+      parts++;
+    } else if (c === 46) {
+      atStart = true;
+    } else if (!isIdentifierPart(c)) {
+      return false;
+    }
+  }
+  return !atStart && parts >= 2;
+}
 
 export function isPortNumber(v: unknown): v is number {
   return isInteger(v) && v >= 1 && v <= 65535;
 }
 
-export function validateServiceEntry(object: JsonRecord, _ctx: ValidationContext): Findings {
+export function validateServiceEntry(object: JsonRecord, ctx: ValidationContext): Findings {
   const f = new FindingsBuilder();
   const spec = asRecord(object.spec);
   if (spec === undefined) return f.deny('spec', 'must be an object with hosts and ports').build();
@@ -25,7 +56,7 @@ export function validateServiceEntry(object: JsonRecord, _ctx: ValidationContext
 
   const ports = spec.ports === undefined ? [] : asArray(spec.ports);
   if (ports === undefined) f.deny('spec.ports', `must be a list of ports, got ${show(spec.ports)}`);
-  const protocols = checkPorts(ports ?? [], annotations, f);
+  const protocols = checkPorts(ports ?? [], annotations, f, ctx);
 
   const ws = annotations[WORKLOAD_SELECTOR_ANNOTATION];
   if (ws !== undefined) {
@@ -36,6 +67,7 @@ export function validateServiceEntry(object: JsonRecord, _ctx: ValidationContext
   if (protocols.size === 0) return f.build();
   const what = [...protocols].sort().join('/');
   (hosts ?? []).forEach((h, i) => {
+    ctx.budget?.check();
     if (typeof h !== 'string' || !isDnsName(h)) {
       f.deny(
         field('spec', 'hosts', i),
@@ -49,23 +81,52 @@ export function validateServiceEntry(object: JsonRecord, _ctx: ValidationContext
       `${hosts.length} hosts share one ${what} listener per address and port; use one host per entry`,
     );
   }
-  checkAddresses(spec, what, f);
+  const addressCount = checkAddresses(spec, what, f, ctx);
+  warnListenerCap(addressCount, protocolPortCount(ports ?? []), what, f);
   return f.build();
+}
+
+/** Ports whose name carries a protocol (each gets one outbound listener per address). */
+function protocolPortCount(ports: readonly unknown[]): number {
+  let n = 0;
+  for (const raw of ports) {
+    const name = asRecord(raw)?.name;
+    if (typeof name === 'string' && protocolFromPortName(name) !== undefined) n++;
+  }
+  return n;
+}
+
+/**
+ * More outbound listeners (address:port pairs) than one service may fan out to: Istio accepts it,
+ * so this is a warning; the generators write filters for the first MAX_LISTENERS_PER_SERVICE pairs
+ * (ports in spec order, each with its addresses in order) and the rest stay plain TCP.
+ */
+function warnListenerCap(addresses: number, ports: number, what: string, f: FindingsBuilder): void {
+  const listeners = addresses * ports;
+  if (listeners <= MAX_LISTENERS_PER_SERVICE) return;
+  f.warn(
+    'spec.addresses',
+    `${addresses} addresses x ${ports} ports: only the first ${MAX_LISTENERS_PER_SERVICE} listeners get ` +
+      `${what} filters, the rest stay plain TCP`,
+  );
 }
 
 function checkPorts(
   ports: readonly unknown[],
   annotations: Readonly<Record<string, string>>,
   f: FindingsBuilder,
+  ctx: ValidationContext,
 ): Set<Protocol> {
   const protocols = new Set<Protocol>();
   const firstIndexOf = new Map<number, number>();
   ports.forEach((raw, i) => {
+    if (i % 64 === 0) ctx.budget?.check();
     const p = asRecord(raw);
     if (p !== undefined && isInteger(p.number) && !firstIndexOf.has(p.number)) firstIndexOf.set(p.number, i);
   });
   let interfaceChecked = false;
   ports.forEach((raw, i) => {
+    ctx.budget?.check();
     const path = field('spec', 'ports', i);
     const p = asRecord(raw);
     if (p === undefined) {
@@ -116,7 +177,7 @@ function checkPorts(
           path,
           `port ${show(name)} needs the annotation "${INTERFACE_ANNOTATION}" (the Dubbo interface, e.g. ${EXAMPLE_INTERFACE})`,
         );
-      } else if (!interfaceChecked && !JAVA_FQN.test(iface)) {
+      } else if (!interfaceChecked && !isJavaFqn(iface)) {
         f.deny(
           key('metadata.annotations', INTERFACE_ANNOTATION),
           `${show(iface)} is not a Java fully-qualified interface name (package and name, e.g. ${EXAMPLE_INTERFACE})`,
@@ -128,18 +189,20 @@ function checkPorts(
   return protocols;
 }
 
-function checkAddresses(spec: JsonRecord, what: string, f: FindingsBuilder): void {
+/** Checks the addresses of a protocol service; returns how many there are. */
+function checkAddresses(spec: JsonRecord, what: string, f: FindingsBuilder, ctx: ValidationContext): number {
   const addresses = spec.addresses === undefined ? [] : asArray(spec.addresses);
   if (addresses === undefined) {
     f.deny('spec.addresses', `must be a list of IP addresses, got ${show(spec.addresses)}`);
-    return;
+    return 0;
   }
   addresses.forEach((a, i) => {
+    ctx.budget?.check();
     const path = field('spec', 'addresses', i);
     if (typeof a === 'string' && isCidr(a)) {
       f.deny(
         path,
-        `${show(a)} is a CIDR range, but a ${what} listener needs one IP per address; list single IPs (e.g. ${a.split('/')[0] ?? ''})`,
+        `${show(a)} is a CIDR range, but a ${what} listener needs one IP per address; list single IPs (e.g. ${a.slice(0, a.indexOf('/'))})`,
       );
     } else if (typeof a !== 'string' || !isIpAddress(a)) {
       f.deny(path, `${show(a)} is not an IP address`);
@@ -153,4 +216,5 @@ function checkAddresses(spec: JsonRecord, what: string, f: FindingsBuilder): voi
         'add spec.addresses, or set spec.resolution to DNS or STATIC so Breeze allocates a VIP',
     );
   }
+  return addresses.length;
 }

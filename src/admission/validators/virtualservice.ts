@@ -1,9 +1,11 @@
-import { asArray, asRecord, asString, isInteger, type JsonRecord } from '../../model/json.js';
+import { compareEntries, type Entry } from '../../cache/store.js';
+import { asArray, asRecord, isInteger, type JsonRecord } from '../../model/json.js';
 import { objectRef } from '../../model/kinds.js';
 import { resolveHost } from '../../model/names.js';
 import type { Protocol } from '../../model/protocol.js';
-import { field, FindingsBuilder, key, MAX_WARNING_LENGTH, show, type Findings } from '../findings.js';
-import { re2Error } from '../../model/re2.js';
+import { field, FindingsBuilder, MAX_WARNING_LENGTH, type Findings } from '../findings.js';
+import { regexProblem } from '../../model/re2.js';
+import { key, show } from './render.js';
 import type { ValidationContext } from './types.js';
 
 const EXAMPLE_HOST = 'org.apache.dubbo.samples.basic.api.demoservice';
@@ -76,6 +78,7 @@ export function validateVirtualService(object: JsonRecord, ctx: ValidationContex
   const ports: PortProtocol[] = [];
   const unrouted: { host: string; protocol: Protocol }[] = [];
   hosts.forEach((h, i) => {
+    ctx.budget?.check();
     if (typeof h !== 'string' || h === '') {
       f.deny(field('spec', 'hosts', i), `must be a host name string (e.g. ${EXAMPLE_HOST}), got ${show(h)}`);
       return;
@@ -85,6 +88,7 @@ export function validateVirtualService(object: JsonRecord, ctx: ValidationContex
     if (services.length > 0) warnOtherClaims(object, fqdn, field('spec', 'hosts', i), ctx, f);
     for (const s of services) {
       for (const p of s.ports) {
+        ctx.budget?.check();
         if (p.protocol === undefined) continue;
         ports.push({ number: p.number, protocol: p.protocol });
         if (HTTP_ROUTES_UNUSED[p.protocol] !== undefined) unrouted.push({ host: h, protocol: p.protocol });
@@ -100,10 +104,12 @@ export function validateVirtualService(object: JsonRecord, ctx: ValidationContex
     for (const u of unrouted) warnHttpUnused(u.host, u.protocol, ctx.view.domain, f);
   }
   http.forEach((raw, i) => {
+    ctx.budget?.check();
     checkHttpRoute(raw, field('spec', 'http', i), scope);
   });
   for (const kind of ['tcp', 'tls'] as const) {
     routeList(spec, kind, f).forEach((raw, i) => {
+      ctx.budget?.check();
       const path = field('spec', kind, i);
       const r = asRecord(raw);
       if (r === undefined) {
@@ -121,6 +127,7 @@ function protocolDestination(spec: JsonRecord, ctx: ValidationContext): string |
   for (const kind of ['http', 'tcp', 'tls'] as const) {
     for (const route of asArray(spec[kind]) ?? []) {
       for (const d of asArray(asRecord(route)?.route) ?? []) {
+        ctx.budget?.check();
         const host = asRecord(asRecord(d)?.destination)?.host;
         if (typeof host !== 'string' || host === '') continue;
         const fqdn = resolveHost(host, ctx.namespace, ctx.view.domain);
@@ -135,8 +142,12 @@ function protocolDestination(spec: JsonRecord, ctx: ValidationContext): string |
 }
 
 /**
- * Several VirtualServices claiming one protocol host: Breeze uses the oldest (creationTimestamp,
- * then namespace/name) and this one is told which, since only one can define the routes.
+ * Several VirtualServices claiming one protocol host: only one can define the routes, and Breeze
+ * uses the first in the order its generator uses (compareEntries: oldest creationTimestamp, an
+ * undated object after every dated one, then namespace/name). The object being admitted is placed
+ * in that order as it will be stored: with its own creationTimestamp, or none when it has none
+ * yet (a new object). The warning names the one Breeze uses, so two VirtualServices are never
+ * both told that they are the one.
  */
 function warnOtherClaims(
   object: JsonRecord,
@@ -151,17 +162,18 @@ function warnOtherClaims(
     .filter((e) => !(e.namespace === ctx.namespace && e.name === self.name));
   const first = others[0];
   if (first === undefined) return;
-  const selfCreated = asString(asRecord(object.metadata)?.creationTimestamp);
-  const firstCreated = asString(asRecord(first.object.metadata)?.creationTimestamp);
-  const selfWins =
-    selfCreated !== undefined &&
-    (firstCreated === undefined ||
-      selfCreated < firstCreated ||
-      (selfCreated === firstCreated && `${ctx.namespace}/${self.name}` < `${first.namespace}/${first.name}`));
-  const other = `VirtualService ${first.namespace}/${first.name}`;
+  const selfEntry = { namespace: ctx.namespace, name: self.name, object } as Entry;
+  let chosen: Entry = selfEntry;
+  for (const e of others) if (compareEntries(e, chosen) < 0) chosen = e;
+  const named = (e: Entry): string => `VirtualService ${e.namespace}/${e.name}`;
+  const also = others.length === 1 ? named(first) : `${others.length} other VirtualServices`;
+  const uses =
+    chosen === selfEntry ? 'this one' : chosen === first && others.length === 1 ? 'that one' : named(chosen);
+  const created = (e: Entry): unknown => asRecord(e.object.metadata)?.creationTimestamp;
+  const tie = [selfEntry, ...others].some((e) => e !== chosen && created(e) === created(chosen));
   f.warn(
     path,
-    `also routed by ${other}; Breeze uses ${selfWins ? 'this one' : 'that one'} (the oldest wins)`,
+    `also routed by ${also}; Breeze uses ${uses} (${tie ? 'same age: first by name' : 'the oldest wins'})`,
   );
 }
 
@@ -194,28 +206,58 @@ function warnHttpUnused(host: string, protocol: Protocol, domain: string, f: Fin
   f.warn('spec.http', render(shown));
 }
 
+/** Protocols routed by VirtualService http routes: each route becomes a protocol route. */
+type Rpc = 'dubbo' | 'thrift';
+
+/** The Dubbo/Thrift protocols of the ports a match entry (or a route without matches) applies to. */
+function rpcFor(port: unknown, scope: Scope): Set<Rpc> {
+  const out = new Set<Rpc>();
+  for (const p of scope.ports) {
+    if ((p.protocol === 'dubbo' || p.protocol === 'thrift') && (!isInteger(port) || p.number === port)) {
+      out.add(p.protocol);
+    }
+  }
+  return out;
+}
+
 function checkHttpRoute(raw: unknown, path: string, scope: Scope): void {
-  const { f } = scope;
+  const { f, ctx } = scope;
   const r = asRecord(raw);
   if (r === undefined) {
     f.deny(path, `must be an object with match and route, got ${show(raw)}`);
     return;
   }
-  if (r.match !== undefined) {
-    const matches = asArray(r.match);
-    if (matches === undefined) {
-      f.deny(field(path, 'match'), `must be a list of match conditions, got ${show(r.match)}`);
-    } else {
-      matches.forEach((m, j) => {
-        checkHttpMatch(m, field(path, 'match', j), scope);
-      });
-    }
+  // The Dubbo/Thrift ports this route applies to: a route without match entries applies to every
+  // port, else to the ports its entries name (an entry without port: every port).
+  const rpc = new Set<Rpc>();
+  const matches = r.match === undefined || r.match === null ? [] : asArray(r.match);
+  if (matches === undefined) {
+    f.deny(field(path, 'match'), `must be a list of match conditions, got ${show(r.match)}`);
+  } else {
+    if (matches.length === 0) for (const p of rpcFor(undefined, scope)) rpc.add(p);
+    matches.forEach((m, j) => {
+      if (j % 16 === 0) ctx.budget?.check();
+      for (const p of checkHttpMatch(m, field(path, 'match', j), scope)) rpc.add(p);
+    });
   }
-  // An http route may redirect, answer directly or delegate instead of routing.
-  checkDestinations(r.route, field(path, 'route'), false, scope);
+  // An http route may redirect, answer directly or delegate instead of routing, but a Dubbo or
+  // Thrift route can only forward to destinations.
+  const destinations = r.route === undefined || r.route === null ? [] : asArray(r.route);
+  if (rpc.size > 0 && destinations !== undefined && destinations.length === 0) {
+    const instead = (['redirect', 'directResponse', 'delegate'] as const).filter((k) => r[k] !== undefined);
+    f.deny(
+      field(path, 'route'),
+      `must list at least one destination: ${[...rpc].sort().join('/')} routes only forward` +
+        (instead.length > 0 ? ` (${instead.join(' and ')} cannot be expressed)` : '') +
+        `; route to a service (e.g. [{"destination": {"host": "${EXAMPLE_HOST}"}}]) or give this route a match.port of another port`,
+    );
+    return;
+  }
+  checkDestinations(r.route ?? undefined, field(path, 'route'), false, scope);
 }
 
-function checkHttpMatch(raw: unknown, path: string, scope: Scope): void {
+/** Checks one match entry; returns the Dubbo/Thrift protocols of the ports it applies to. */
+function checkHttpMatch(raw: unknown, path: string, scope: Scope): Set<Rpc> {
   const { f } = scope;
   const m = asRecord(raw);
   if (m === undefined) {
@@ -223,27 +265,39 @@ function checkHttpMatch(raw: unknown, path: string, scope: Scope): void {
       path,
       `must be an object of match conditions (e.g. {"method": {"exact": "sayHello"}}), got ${show(raw)}`,
     );
-    return;
+    return new Set();
   }
+  if (m.port !== undefined && m.port !== null && (!isInteger(m.port) || m.port < 1 || m.port > 65535)) {
+    f.deny(field(path, 'port'), `must be a port number from 1 to 65535, got ${show(m.port)}`);
+  }
+  const protocols = rpcFor(m.port, scope);
+  const methods = new Map<string, StringMatchKind>();
   for (const name of STRING_MATCH_FIELDS) {
-    if (m[name] !== undefined) checkStringMatch(m[name], field(path, name), f);
+    if (m[name] === undefined || m[name] === null) continue;
+    const kind = checkStringMatch(m[name], field(path, name), scope);
+    if (kind !== undefined) methods.set(name, kind);
   }
   for (const name of STRING_MATCH_MAPS) {
     const value = m[name];
-    if (value === undefined) continue;
+    if (value === undefined || value === null) continue;
     const map = asRecord(value);
     if (map === undefined) {
       f.deny(field(path, name), `must be a map of names to string matches, got ${show(value)}`);
       continue;
     }
-    for (const [k, v] of Object.entries(map)) checkStringMatch(v, key(field(path, name), k), f);
+    for (const [i, [k, v]] of Object.entries(map).entries()) {
+      if (i % 64 === 0) scope.ctx.budget?.check();
+      const at = key(field(path, name), k);
+      if (name === 'headers' && protocols.has('dubbo') && (k === '' || /[\0\r\n]/.test(k))) {
+        f.deny(at, 'is not a valid header name (empty, or holding NUL, CR or LF); Envoy refuses it');
+      }
+      checkStringMatch(v, at, scope);
+    }
   }
 
-  const protocols = new Set(
-    scope.ports.filter((p) => !isInteger(m.port) || p.number === m.port).map((p) => p.protocol),
-  );
-  const rpc = (['dubbo', 'thrift'] as const).filter((p) => protocols.has(p));
-  if (rpc.length === 0) return;
+  const rpc = [...protocols].sort();
+  if (rpc.length === 0) return protocols;
+  if (protocols.has('thrift')) checkThriftMethod(m.method, methods.get('method'), field(path, 'method'), f);
   const alternative = protocols.has('thrift') ? 'method' : 'method or headers';
   for (const name of IGNORED_BY_DUBBO_AND_THRIFT) {
     if (m[name] !== undefined) {
@@ -256,27 +310,86 @@ function checkHttpMatch(raw: unknown, path: string, scope: Scope): void {
       'thrift routing uses only the method name and ignores headers; match on method instead',
     );
   }
+  return protocols;
 }
 
-/** A StringMatch (`{exact|prefix|regex: string}`); a regex must be RE2, which is what Envoy runs. */
-function checkStringMatch(raw: unknown, path: string, f: FindingsBuilder): void {
+/**
+ * A Thrift route matches one exact method name ("" matches every method): a prefix or regex, or
+ * an empty exact name, cannot be expressed.
+ */
+function checkThriftMethod(
+  raw: unknown,
+  kind: StringMatchKind | undefined,
+  path: string,
+  f: FindingsBuilder,
+): void {
+  const m = asRecord(raw);
+  if (m === undefined || kind === undefined) return;
+  const value = m[kind];
+  if (kind === 'exact' && value === '') {
+    f.deny(
+      field(path, 'exact'),
+      'an empty method name cannot be expressed in a Thrift route (it would match every method); remove the method match to match all methods',
+    );
+  } else if (kind === 'regex' || (kind === 'prefix' && value !== '')) {
+    f.deny(
+      field(path, kind),
+      `${show(value)}: a Thrift route matches only an exact method name; list the methods as exact matches, one match entry each`,
+    );
+  }
+}
+
+const STRING_MATCH_KINDS = ['exact', 'prefix', 'regex'] as const;
+type StringMatchKind = (typeof STRING_MATCH_KINDS)[number];
+
+/**
+ * A StringMatch: exactly one of `exact`, `prefix` or `regex`, a string (`{}` matches anything); a
+ * regex must be RE2, which is what Envoy runs, and not empty. Returns the kind set, if valid.
+ */
+function checkStringMatch(raw: unknown, path: string, scope: Scope): StringMatchKind | undefined {
+  const { f } = scope;
   const m = asRecord(raw);
   if (m === undefined) {
     f.deny(path, `must be a string match such as {"exact": "sayHello"}, got ${show(raw)}`);
-    return;
+    return undefined;
   }
-  if (m.regex === undefined) return;
-  if (typeof m.regex !== 'string') {
-    f.deny(field(path, 'regex'), `must be a string holding an RE2 pattern, got ${show(m.regex)}`);
-    return;
+  const unknown = Object.keys(m).find((k) => !(STRING_MATCH_KINDS as readonly string[]).includes(k));
+  if (unknown !== undefined) {
+    f.deny(path, `has unknown field ${show(unknown)}; a string match takes one of exact, prefix or regex`);
+    return undefined;
   }
-  const reason = re2Error(m.regex);
-  if (reason !== undefined) {
+  const kinds = STRING_MATCH_KINDS.filter((k) => m[k] !== undefined && m[k] !== null);
+  if (kinds.length > 1) {
+    f.deny(path, `sets ${kinds.join(' and ')}; a string match takes exactly one of exact, prefix or regex`);
+    return undefined;
+  }
+  const kind = kinds[0];
+  if (kind === undefined) return undefined;
+  const value = m[kind];
+  if (typeof value !== 'string') {
     f.deny(
-      field(path, 'regex'),
-      `${show(m.regex)} is not valid RE2 (${reason}); Envoy matches with RE2, which has no lookaround or backreferences: rewrite the pattern in RE2 syntax`,
+      field(path, kind),
+      kind === 'regex'
+        ? `must be a string holding an RE2 pattern, got ${show(value)}`
+        : `must be a string, got ${show(value)}`,
     );
+    return undefined;
   }
+  if (kind !== 'regex') return kind;
+  if (value === '') {
+    f.deny(field(path, 'regex'), 'must not be empty; remove the match to match everything');
+    return undefined;
+  }
+  const problem = regexProblem(value);
+  scope.ctx.budget?.check();
+  if (problem === undefined) return kind;
+  f.deny(
+    field(path, 'regex'),
+    problem.tooLarge
+      ? `${show(value)} ${problem.reason}`
+      : `${show(value)} is not valid RE2 (${problem.reason}); Envoy matches with RE2, which has no lookaround or backreferences: rewrite the pattern in RE2 syntax`,
+  );
+  return undefined;
 }
 
 /** The destinations of one route: shapes, weights 0-100 that total 100 when there are several, subsets. */
@@ -296,6 +409,7 @@ function checkDestinations(raw: unknown, path: string, required: boolean, scope:
   let sumKnown = true;
   let unset = false;
   for (const [i, d] of list.entries()) {
+    if (i % 16 === 0) scope.ctx.budget?.check();
     const dp = field(path, i);
     const rd = asRecord(d);
     if (rd === undefined) {
@@ -333,6 +447,19 @@ function checkDestination(raw: unknown, path: string, scope: Scope): void {
   const hostOk = typeof host === 'string' && host !== '';
   if (!hostOk) {
     f.deny(field(path, 'host'), `must name the service to route to (e.g. ${EXAMPLE_HOST}), got ${got(host)}`);
+  }
+  if (d.port !== undefined && d.port !== null) {
+    const port = asRecord(d.port);
+    const number = port?.number;
+    if (
+      port === undefined ||
+      (number !== undefined && (!isInteger(number) || number < 1 || number > 65535))
+    ) {
+      f.deny(
+        field(path, 'port'),
+        `must be {"number": <1-65535>} (or omitted for the service's port), got ${show(d.port)}`,
+      );
+    }
   }
   const subset = d.subset;
   if (subset === undefined) return;

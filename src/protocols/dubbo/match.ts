@@ -1,5 +1,6 @@
 // Istio HTTPMatchRequest → Dubbo RouteMatch {method: MethodMatch, headers: [HeaderMatcher]}.
 import { asRecord, type JsonRecord } from '../../model/json.js';
+import { quote } from '../../model/limits.js';
 import { generationError, stringMatchOf, type StringMatch } from '../shared/vsroutes.js';
 
 /**
@@ -59,9 +60,10 @@ export function dubboRouteMatch(
     const names = Object.keys(headers).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     const matchers = names.map((name) => {
       if (name === '' || BAD_HEADER_NAME.test(name)) {
-        throw generationError(`${where('.headers')}: ${JSON.stringify(name)} is not a valid header name`);
+        throw generationError(`${where('.headers')}: ${quote(name, 60)} is not a valid header name`);
       }
-      return headerMatcher(name, stringMatchOf(headers[name], where(`.headers.${name}`)));
+      const shown = name.length <= 60 ? name : `${name.slice(0, 57)}...`;
+      return headerMatcher(name, stringMatchOf(headers[name], where(`.headers.${shown}`)));
     });
     if (matchers.length > 0) out.headers = matchers;
   }

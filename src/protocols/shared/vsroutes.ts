@@ -1,7 +1,8 @@
 // VirtualService `http[]` routes as Dubbo and Thrift read them: one route per match entry (in
 // order, first match wins), each with its destination turned into Istio cluster names. The
 // protocol generators only translate the match conditions into their own route match.
-import { re2Error } from '../../model/re2.js';
+import { regexProblem } from '../../model/re2.js';
+import { quote } from '../../model/limits.js';
 import { BreezeError } from '../../errors.js';
 import { asArray, asRecord, isInteger, type JsonRecord } from '../../model/json.js';
 import { resolveHost } from '../../model/names.js';
@@ -61,10 +62,12 @@ export function defaultTarget(ctx: PortContext): RouteTarget {
   return { cluster: outboundCluster(ctx.port.number, ctx.host) };
 }
 
-/** A short JSON rendering of a value for a message. */
+/** A short rendering of a value for a message: strings quoted (bounded), others by their type. */
 function show(value: unknown): string {
-  const text = (JSON.stringify(value) as string | undefined) ?? String(value);
-  return text.length <= 60 ? text : `${text.slice(0, 57)}...`;
+  if (typeof value === 'string') return quote(value, 60);
+  if (Array.isArray(value)) return 'a list';
+  if (value !== null && typeof value === 'object') return 'an object';
+  return String(value);
 }
 
 /**
@@ -91,7 +94,7 @@ export function readVsRoutes(ctx: PortContext): VsRouting {
     const r = asRecord(raw);
     if (r === undefined)
       throw generationError(`${label} ${path}: must be an object with match and route, got ${show(raw)}`);
-    const name = typeof r.name === 'string' && r.name !== '' ? ` (route ${JSON.stringify(r.name)})` : '';
+    const name = typeof r.name === 'string' && r.name !== '' ? ` (route ${quote(r.name, 60)})` : '';
     const at =
       (sub: string) =>
       (field = '') =>
@@ -261,10 +264,12 @@ export function stringMatchOf(raw: unknown, where: string): StringMatch | undefi
   if (kind === 'regex') {
     if (value === '')
       throw generationError(`${where}.regex: must not be empty; remove the match to match everything`);
-    const reason = re2Error(value);
-    if (reason !== undefined) {
+    const problem = regexProblem(value);
+    if (problem !== undefined) {
       throw generationError(
-        `${where}.regex: ${show(value)} is not valid RE2 (${reason}); Envoy matches with RE2`,
+        problem.tooLarge
+          ? `${where}.regex: ${show(value)} ${problem.reason}`
+          : `${where}.regex: ${show(value)} is not valid RE2 (${problem.reason}); Envoy matches with RE2`,
       );
     }
   }

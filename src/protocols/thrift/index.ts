@@ -1,5 +1,6 @@
 // Thrift: envoy.filters.network.thrift_proxy replacing tcp_proxy, routes by exact method name.
 import type { JsonRecord } from '../../model/json.js';
+import { quote } from '../../model/limits.js';
 import { inboundCluster, outboundCluster, typedConfig } from '../shared/envoyfilter.js';
 import {
   defaultTarget,
@@ -62,7 +63,7 @@ function methodNameOf(r: VsRoute): string {
   }
   if (m.kind === 'prefix' && m.value === '') return '';
   throw generationError(
-    `${where}: ${m.kind} ${JSON.stringify(m.value)} cannot be expressed in a Thrift route, which matches only ` +
+    `${where}: ${m.kind} ${quote(m.value, 60)} cannot be expressed in a Thrift route, which matches only ` +
       'an exact method name; list the methods as exact matches, one match entry each',
   );
 }
