@@ -21,8 +21,8 @@ t.test('malformed documents are reported with their index and skipped', async (t
     ['a', 'b'],
   );
   t.equal(r.errors.length, 2);
-  t.match(r.errors[0], /^document 2: /);
-  t.equal(r.errors[1], 'document 3: not an object with apiVersion and kind');
+  t.match(r.errors[0], /^document 2, line 10: /);
+  t.equal(r.errors[1], 'document 3, line 11: not an object with apiVersion and kind');
 });
 
 t.test('the directory is delivered, then followed; a broken file deletes nothing', async (t) => {
