@@ -52,7 +52,10 @@ export async function loadManifests(
   for (const p of paths) {
     const walk = await walkManifests([p]);
     for (const problem of walk.problems)
-      (problem.severity === 'error' ? errors : warnings).push({ file: problem.path, message: problem.message });
+      (problem.severity === 'error' ? errors : warnings).push({
+        file: problem.path,
+        message: problem.message,
+      });
     for (const { path: file } of walk.files) {
       const read = await reader(file);
       if (!read.ok) {
@@ -80,7 +83,10 @@ export class ManifestParseWorker {
     return new Promise((resolve) => {
       const id = ++this.nextId;
       const timer = setTimeout(() => {
-        this.finish(id, { objects: [], errors: [`parsing took longer than ${PARSE_TIMEOUT_MS / 1000} s: skipped`] });
+        this.finish(id, {
+          objects: [],
+          errors: [`parsing took longer than ${PARSE_TIMEOUT_MS / 1000} s: skipped`],
+        });
         void this.close();
       }, PARSE_TIMEOUT_MS);
       timer.unref();
@@ -102,7 +108,8 @@ export class ManifestParseWorker {
   async close(): Promise<void> {
     const w = this.worker;
     this.worker = undefined;
-    if (this.waiting !== undefined) this.finish(this.waiting.id, { objects: [], errors: ['the parser was stopped'] });
+    if (this.waiting !== undefined)
+      this.finish(this.waiting.id, { objects: [], errors: ['the parser was stopped'] });
     if (w !== undefined) await w.terminate().catch(() => undefined);
   }
 
@@ -126,7 +133,8 @@ export class ManifestParseWorker {
     );
     const lost = (why: string): void => {
       if (this.worker === w) this.worker = undefined;
-      if (this.waiting !== undefined) this.finish(this.waiting.id, { objects: [], errors: [`cannot parse: ${why}`] });
+      if (this.waiting !== undefined)
+        this.finish(this.waiting.id, { objects: [], errors: [`cannot parse: ${why}`] });
     };
     w.on('error', (err) => lost(`the parser failed (${err.message.split('\n')[0] ?? ''})`));
     w.on('exit', () => lost('the parser stopped'));
@@ -173,6 +181,8 @@ export class FileSource implements Source {
   private timer: NodeJS.Timeout | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private records = new Map<string, FileRecord>();
+  /** What was last logged per path (see report). */
+  private reported = new Map<string, { key: string; problems: number }>();
   private kinds = new Set<string>();
   private isSynced = false;
   private running: Promise<void> | undefined;
@@ -242,7 +252,7 @@ export class FileSource implements Source {
           } catch (err) {
             this.o.logger.warn({ err, dir: this.dir }, 'config dir: reload failed; will retry');
           }
-        } while (this.again && this.sink !== undefined);
+        } while (this.wantsAgain());
       } finally {
         this.running = undefined;
       }
@@ -251,12 +261,26 @@ export class FileSource implements Source {
     return this.running;
   }
 
+  /** A reload was asked for during the current run (read through a call: it changes across awaits). */
+  private wantsAgain(): boolean {
+    return this.again && this.sink !== undefined;
+  }
+
+  private currentSink(): ConfigSink | undefined {
+    return this.sink;
+  }
+
   private async reloadOnce(): Promise<void> {
     if (this.sink === undefined) return;
     const walk = await walkManifests([this.dir]);
     const previous = this.records;
     const next = new Map<string, FileRecord>();
-    const problem = (path: string, message: string, severity: 'error' | 'warning', identity?: string): void => {
+    const problem = (
+      path: string,
+      message: string,
+      severity: 'error' | 'warning',
+      identity?: string,
+    ): void => {
       const prev = previous.get(path);
       const had = next.get(path);
       const problems = [...(had?.problems ?? []), message];
@@ -299,38 +323,48 @@ export class FileSource implements Source {
       // Part of the tree could not be listed: what was not seen may still be there.
       for (const [path, prev] of previous) if (!next.has(path)) next.set(path, prev);
     }
-    if (this.sink === undefined) return;
-    this.report(previous, next);
-    this.records = next;
+    const sink = this.currentSink(); // stop() may have run during the awaits above
+    if (sink === undefined) return;
+    this.report(next);
 
     let changed = previous.size !== next.size;
     for (const [path, rec] of next) if (previous.get(path)?.fingerprint !== rec.fingerprint) changed = true;
-    if (!changed) return;
-    const byKind = new Map<string, JsonRecord[]>();
-    for (const path of [...next.keys()].sort()) {
-      for (const o of next.get(path)?.objects ?? []) {
-        const kind = asString(o.kind) ?? '';
-        let list = byKind.get(kind);
-        if (list === undefined) byKind.set(kind, (list = []));
-        list.push(o);
+    if (changed) {
+      const byKind = new Map<string, JsonRecord[]>();
+      for (const path of [...next.keys()].sort()) {
+        for (const o of next.get(path)?.objects ?? []) {
+          const kind = asString(o.kind) ?? '';
+          let list = byKind.get(kind);
+          if (list === undefined) byKind.set(kind, (list = []));
+          list.push(o);
+        }
       }
+      for (const kind of new Set([...this.kinds, ...byKind.keys()]))
+        sink.replace('file', kind, byKind.get(kind) ?? []);
+      this.kinds = new Set(byKind.keys());
     }
-    for (const kind of new Set([...this.kinds, ...byKind.keys()]))
-      this.sink.replace('file', kind, byKind.get(kind) ?? []);
-    this.kinds = new Set(byKind.keys());
+    // Only once delivered: a sink that throws leaves the old records, so the next poll retries.
+    this.records = next;
   }
 
   /** Logs each path's problems once per change of the path, and that a fixed file loaded. */
-  private report(previous: ReadonlyMap<string, FileRecord>, next: ReadonlyMap<string, FileRecord>): void {
+  private report(next: ReadonlyMap<string, FileRecord>): void {
+    const reported = new Map<string, { key: string; problems: number }>();
     for (const [file, rec] of next) {
-      const prev = previous.get(file);
-      if (rec.reportKey === (prev?.reportKey ?? '')) continue;
+      const prev = this.reported.get(file);
+      reported.set(file, { key: rec.reportKey, problems: rec.problems.length });
+      if (rec.reportKey === (prev?.key ?? '')) continue;
       if (rec.problems.length > 0) {
-        const kept = rec.objects.length > 0 ? ` (${rec.objects.length} object(s) of this path stay in use)` : '';
+        const kept =
+          rec.objects.length > 0 ? ` (${rec.objects.length} object(s) of this path stay in use)` : '';
         for (const message of rec.problems) this.o.logger.warn({ file }, `config dir: ${message}${kept}`);
-      } else if (prev !== undefined && prev.problems.length > 0) {
-        (this.o.logger.info ?? this.o.logger.warn)({ file }, `config dir: loaded (${rec.objects.length} object(s))`);
+      } else if (prev !== undefined && prev.problems > 0) {
+        (this.o.logger.info ?? this.o.logger.warn)(
+          { file },
+          `config dir: loaded (${rec.objects.length} object(s))`,
+        );
       }
     }
+    this.reported = reported;
   }
 }

@@ -71,7 +71,12 @@ function tooLarge(size: bigint | number | string): string {
  * FIFOs, sockets and devices and files over the size cap are reported, never opened. Bounded by
  * MAX_WALK_DEPTH and MAX_WALK_ENTRIES. Never throws.
  */
-export async function walkManifests(roots: readonly string[]): Promise<WalkResult> {
+export async function walkManifests(
+  roots: readonly string[],
+  limits: { maxDepth?: number; maxEntries?: number } = {},
+): Promise<WalkResult> {
+  const maxDepth = limits.maxDepth ?? MAX_WALK_DEPTH;
+  const maxEntries = limits.maxEntries ?? MAX_WALK_ENTRIES;
   const files: WalkFile[] = [];
   const problems: WalkProblem[] = [];
   const seen = new Set<string>(); // dev:ino of every directory and file taken
@@ -98,10 +103,10 @@ export async function walkManifests(roots: readonly string[]): Promise<WalkResul
   };
 
   const walkDir = async (dir: string, depth: number, ancestors: ReadonlySet<string>): Promise<void> => {
-    if (depth > MAX_WALK_DEPTH) {
+    if (depth > maxDepth) {
       problems.push({
         path: dir,
-        message: `deeper than Breeze's limit of ${MAX_WALK_DEPTH} directory levels: skipped`,
+        message: `deeper than Breeze's limit of ${maxDepth} directory levels: skipped`,
         severity: 'warning',
       });
       return;
@@ -112,13 +117,13 @@ export async function walkManifests(roots: readonly string[]): Promise<WalkResul
       const handle = await opendir(dir);
       try {
         for await (const entry of handle) {
-          if (++entries > MAX_WALK_ENTRIES) {
+          if (++entries > maxEntries) {
             complete = false;
             if (!entryLimitReported) {
               entryLimitReported = true;
               problems.push({
                 path: dir,
-                message: `more than Breeze's limit of ${MAX_WALK_ENTRIES} directory entries: the rest are not read`,
+                message: `more than Breeze's limit of ${maxEntries} directory entries: the rest are not read`,
                 severity: 'error',
               });
             }
@@ -208,7 +213,7 @@ export type ManifestReader = (path: string) => Promise<ReadResult>;
 export const readManifest: ManifestReader = async (path) => {
   let handle;
   try {
-    handle = await open(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
+    handle = await open(path, constants.O_RDONLY | ((constants.O_NONBLOCK as number | undefined) ?? 0));
   } catch (err) {
     return { ok: false, message: `cannot read: ${code(err)}` };
   }
@@ -225,7 +230,8 @@ export const readManifest: ManifestReader = async (path) => {
       if (bytesRead === 0) break;
       length += bytesRead;
     }
-    if (length > MAX_MANIFEST_FILE_BYTES) return { ok: false, message: tooLarge(`over ${length - 1}`), identity };
+    if (length > MAX_MANIFEST_FILE_BYTES)
+      return { ok: false, message: tooLarge(`over ${length - 1}`), identity };
     return { ok: true, text: buffer.toString('utf8', 0, length), identity };
   } catch (err) {
     return { ok: false, message: `cannot read: ${code(err)}` };
