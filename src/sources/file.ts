@@ -73,13 +73,23 @@ export async function loadManifests(
 /** How long the worker may parse one file (at most 4 MiB, about 4 s of CPU) before it is stopped. */
 export const PARSE_TIMEOUT_MS = 60_000;
 
-/** Parses manifest text in a worker thread, one file at a time, so the event loop never waits. */
+/**
+ * Parses manifest text in a worker thread, one file at a time, so the event loop never waits on
+ * a large or hostile file. A worker that cannot start at all (it never answered its first
+ * message: a broken install) makes it parse on the calling thread from then on, and say so once.
+ */
 export class ManifestParseWorker {
   private worker: Worker | undefined;
+  /** The current worker answered its start-up ping: a failure from now on is the file's. */
+  private ready = false;
+  private inline = false;
   private nextId = 0;
-  private waiting: { id: number; done: (r: ParsedManifest) => void } | undefined;
+  private waiting: { id: number; text: string; done: (r: ParsedManifest) => void } | undefined;
+
+  constructor(private readonly onInline: (why: string) => void = () => undefined) {}
 
   parse(text: string): Promise<ParsedManifest> {
+    if (this.inline) return Promise.resolve(parseManifestText(text));
     return new Promise((resolve) => {
       const id = ++this.nextId;
       const timer = setTimeout(() => {
@@ -92,6 +102,7 @@ export class ManifestParseWorker {
       timer.unref();
       this.waiting = {
         id,
+        text,
         done: (r) => {
           clearTimeout(timer);
           resolve(r);
@@ -108,6 +119,7 @@ export class ManifestParseWorker {
   async close(): Promise<void> {
     const w = this.worker;
     this.worker = undefined;
+    this.ready = false;
     if (this.waiting !== undefined)
       this.finish(this.waiting.id, { objects: [], errors: ['the parser was stopped'] });
     if (w !== undefined) await w.terminate().catch(() => undefined);
@@ -122,22 +134,40 @@ export class ManifestParseWorker {
 
   private ensure(): Worker {
     if (this.worker !== undefined) return this.worker;
-    // manifest-worker.js next to this module (manifest-worker.ts when run from source with tsx).
     const self = fileURLToPath(import.meta.url);
-    const w = new Worker(new URL(`./manifest-worker${extname(self)}`, import.meta.url), {
-      resourceLimits: { maxOldGenerationSizeMb: 1024, stackSizeMb: 16 },
-    });
+    const entry = new URL(`./manifest-worker${extname(self)}`, import.meta.url);
+    const options = { resourceLimits: { maxOldGenerationSizeMb: 1024, stackSizeMb: 16 } };
+    // From the built package: manifest-worker.js next to this module. From source (tests, the
+    // bench, `node --import tsx`): workers do not inherit the TypeScript loader, so register it.
+    const w =
+      extname(self) === '.ts'
+        ? new Worker(
+            `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})` +
+              `.then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); })`,
+            { ...options, eval: true },
+          )
+        : new Worker(entry, options);
     w.unref();
-    w.on('message', (m: { id: number; objects: JsonRecord[]; errors: string[] }) =>
-      this.finish(m.id, { objects: m.objects, errors: m.errors }),
-    );
+    w.on('message', (m: { id: number; objects: JsonRecord[]; errors: string[] }) => {
+      if (m.id === 0) this.ready = true;
+      else this.finish(m.id, { objects: m.objects, errors: m.errors });
+    });
     const lost = (why: string): void => {
-      if (this.worker === w) this.worker = undefined;
-      if (this.waiting !== undefined)
-        this.finish(this.waiting.id, { objects: [], errors: [`cannot parse: ${why}`] });
+      if (this.worker !== w) return;
+      this.worker = undefined;
+      const waiting = this.waiting;
+      if (!this.ready) {
+        this.inline = true;
+        this.onInline(why);
+        if (waiting !== undefined) this.finish(waiting.id, parseManifestText(waiting.text));
+      } else if (waiting !== undefined) {
+        this.finish(waiting.id, { objects: [], errors: [`cannot parse: ${why}`] });
+      }
+      this.ready = false;
     };
     w.on('error', (err) => lost(`the parser failed (${err.message.split('\n')[0] ?? ''})`));
     w.on('exit', () => lost('the parser stopped'));
+    w.postMessage({ id: 0, text: '' }); // the start-up ping, answered before any file
     this.worker = w;
     return w;
   }
@@ -187,7 +217,7 @@ export class FileSource implements Source {
   private isSynced = false;
   private running: Promise<void> | undefined;
   private again = false;
-  private readonly worker = new ManifestParseWorker();
+  private readonly worker: ManifestParseWorker;
   private readonly reader: ManifestReader;
   private readonly parse: (text: string) => Promise<ParsedManifest>;
 
@@ -196,6 +226,9 @@ export class FileSource implements Source {
     private readonly o: FileSourceOptions,
   ) {
     this.reader = o.reader ?? readManifest;
+    this.worker = new ManifestParseWorker((why) =>
+      o.logger.warn({ why }, 'config dir: the parser worker cannot start; parsing on the main thread'),
+    );
     this.parse = o.parse ?? ((text) => this.worker.parse(text));
   }
 

@@ -112,8 +112,8 @@ export function parseManifestText(text: string): ParsedManifest {
         const written = `*${missing.source}`;
         errors.push(
           `${where}${lineOf(missing.offset)}: ${quote(written)} is a YAML alias to an anchor that is not defined` +
-            ` (YAML reads an unquoted value starting with * as an alias: quote it, e.g. ${quote(written)}` +
-            ` for a wildcard host)`,
+            ` (YAML reads an unquoted value starting with * as an alias; if a string such as a wildcard host` +
+            ` was meant, quote it: ${quote(written)})`,
         );
       } else if (message.startsWith('Excessive alias count')) {
         errors.push(

@@ -18,6 +18,9 @@ export const MAX_WALK_ENTRIES = 20_000;
 
 const MANIFEST_EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
 
+/** Entries of one directory stat'ed at once (libuv's pool has 4 threads; stats do not block). */
+const STAT_BATCH = 32;
+
 /** A manifest file found by the walk, with the identity that tells whether it changed. */
 export interface WalkFile {
   readonly path: string;
@@ -129,7 +132,9 @@ export async function walkManifests(
             }
             break;
           }
-          names.push(entry.name);
+          // A plain file that is not a manifest needs no stat; anything else (a directory, a
+          // symlink, a FIFO named x.yaml) is looked at with stat below.
+          if (!entry.isFile() || MANIFEST_EXTENSIONS.has(extname(entry.name))) names.push(entry.name);
         }
       } finally {
         await handle.close().catch(() => undefined);
@@ -140,14 +145,21 @@ export async function walkManifests(
       return;
     }
     names.sort();
-    for (const name of names) {
+    // stat (follows symlinks, never opens) a few entries at a time, then handle them in order.
+    const stats: (BigIntStats | { error: unknown })[] = [];
+    for (let i = 0; i < names.length; i += STAT_BATCH) {
+      const batch = names
+        .slice(i, i + STAT_BATCH)
+        .map((name) => stat(join(dir, name), { bigint: true }).catch((error: unknown) => ({ error })));
+      stats.push(...(await Promise.all(batch)));
+    }
+    for (const [i, name] of names.entries()) {
       const path = join(dir, name);
       const isManifest = MANIFEST_EXTENSIONS.has(extname(name));
-      let s: BigIntStats;
-      try {
-        s = await stat(path, { bigint: true }); // follows symlinks; a stat never opens the file
-      } catch (err) {
-        const c = code(err);
+      const s = stats[i];
+      if (s === undefined) continue;
+      if ('error' in s) {
+        const c = code(s.error);
         if (c === 'ELOOP')
           problems.push({ path, message: 'a symlink loop (ELOOP): skipped', severity: 'warning' });
         else if (isManifest) problems.push({ path, message: `cannot read: ${c}`, severity: 'error' });

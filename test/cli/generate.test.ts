@@ -173,7 +173,7 @@ spec:
     `${join(dir, 'big.json')}: 52428800 bytes is larger than Breeze's limit of 4194304 bytes (4 MiB) for a manifest file: skipped, not read`,
     `${join(dir, 'x.yaml')}: a FIFO, not a regular file: skipped, not opened`,
     `${join(dir, 'bomb.yaml')}: document 1, line 1: YAML aliases expand too much (an anchor is used more than Breeze's limit of 50 times, nested uses multiplied)`,
-    `${join(dir, 'wildcard.yaml')}: document 1, line 6: "*.example.com" is a YAML alias to an anchor that is not defined (YAML reads an unquoted value starting with * as an alias: quote it, e.g. "*.example.com" for a wildcard host)`,
+    `${join(dir, 'wildcard.yaml')}: document 1, line 6: "*.example.com" is a YAML alias to an anchor that is not defined (YAML reads an unquoted value starting with * as an alias; if a string such as a wildcard host was meant, quote it: "*.example.com")`,
     'note: ServiceEntry/kafka/zk port 2181 inbound: no workload selector (spec.workloadSelector or the workloadSelector annotation): no inbound filter',
   ]);
   t.same(

@@ -104,7 +104,7 @@ t.test('an unquoted *.example.com host and an alias bomb are invalid input, not 
   const bomb = join(dir, 'bomb.yaml');
   const { out, err, summary } = await run(['-f', wildcard, '-f', bomb]);
   t.same(out, [
-    `${wildcard}: document 1, line 6: "*.example.com" is a YAML alias to an anchor that is not defined (YAML reads an unquoted value starting with * as an alias: quote it, e.g. "*.example.com" for a wildcard host)`,
+    `${wildcard}: document 1, line 6: "*.example.com" is a YAML alias to an anchor that is not defined (YAML reads an unquoted value starting with * as an alias; if a string such as a wildcard host was meant, quote it: "*.example.com")`,
     `${bomb}: document 1, line 1: YAML aliases expand too much (an anchor is used more than Breeze's limit of 50 times, nested uses multiplied)`,
   ]);
   t.same(err, ['0 object(s) checked: 0 denied, 0 warning(s), 2 file error(s)']);

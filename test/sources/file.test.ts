@@ -98,7 +98,7 @@ t.test('an alias to an unknown anchor is an error on its line, with the quoting 
     'the other documents still load',
   );
   t.same(r.errors, [
-    'document 2, line 14: "*.example.com" is a YAML alias to an anchor that is not defined (YAML reads an unquoted value starting with * as an alias: quote it, e.g. "*.example.com" for a wildcard host)',
+    'document 2, line 14: "*.example.com" is a YAML alias to an anchor that is not defined (YAML reads an unquoted value starting with * as an alias; if a string such as a wildcard host was meant, quote it: "*.example.com")',
   ]);
 });
 
@@ -250,7 +250,7 @@ t.test('a broken file is reported once per change; a fixed one says it loaded', 
   await source.start(sink);
   const w = join(dir, 'w.yaml');
   t.same(warnings, [
-    `${w}: config dir: document 1, line 6: "*.example.com" is a YAML alias to an anchor that is not defined (YAML reads an unquoted value starting with * as an alias: quote it, e.g. "*.example.com" for a wildcard host)`,
+    `${w}: config dir: document 1, line 6: "*.example.com" is a YAML alias to an anchor that is not defined (YAML reads an unquoted value starting with * as an alias; if a string such as a wildcard host was meant, quote it: "*.example.com")`,
   ]);
   for (let i = 0; i < 3; i++) await source.reload();
   t.equal(warnings.length, 1, 'not again on every poll');
