@@ -328,6 +328,7 @@ export class FileSource implements Source {
     };
     for (const p of walk.problems) problem(p.path, p.message, p.severity, p.identity);
     for (const file of walk.files) {
+      if (this.currentSink() === undefined) return; // stopped: start no worker again
       const prev = previous.get(file.path);
       if (prev !== undefined && prev.identity === file.identity) {
         next.set(file.path, prev); // unchanged: neither read nor parsed again
