@@ -86,7 +86,11 @@ export class ManifestParseWorker {
   private nextId = 0;
   private waiting: { id: number; text: string; done: (r: ParsedManifest) => void } | undefined;
 
-  constructor(private readonly onInline: (why: string) => void = () => undefined) {}
+  constructor(
+    private readonly onInline: (why: string) => void = () => undefined,
+    /** The worker's entry module (tests); default manifest-worker next to this module. */
+    private readonly entry?: URL,
+  ) {}
 
   parse(text: string): Promise<ParsedManifest> {
     if (this.inline) return Promise.resolve(parseManifestText(text));
@@ -140,13 +144,15 @@ export class ManifestParseWorker {
     // From the built package: manifest-worker.js next to this module. From source (tests, the
     // bench, `node --import tsx`): workers do not inherit the TypeScript loader, so register it.
     const w =
-      extname(self) === '.ts'
-        ? new Worker(
-            `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})` +
-              `.then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); })`,
-            { ...options, eval: true },
-          )
-        : new Worker(entry, options);
+      this.entry !== undefined
+        ? new Worker(this.entry, options)
+        : extname(self) === '.ts'
+          ? new Worker(
+              `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})` +
+                `.then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); })`,
+              { ...options, eval: true },
+            )
+          : new Worker(entry, options);
     w.unref();
     w.on('message', (m: { id: number; objects: JsonRecord[]; errors: string[] }) => {
       if (m.id === 0) this.ready = true;

@@ -7,6 +7,7 @@ import { waitFor } from '../wait.js';
 import { ConfigStore } from '../../src/cache/store.js';
 import {
   FileSource,
+  ManifestParseWorker,
   MAX_EXPANDED_UNITS,
   MAX_MANIFEST_FILE_BYTES,
   MAX_WALK_DEPTH,
@@ -391,4 +392,21 @@ t.test('a failing sink never throws out of the poll; the next poll delivers', as
   failNext(false);
   await waitFor('a later poll delivers, with no further change', () => names(store).length === 2, 10_000);
   t.same(names(store), ['a', 'b']);
+});
+
+t.test('a parser worker that cannot start: parsing goes on, on the main thread, said once', async (t) => {
+  const why: string[] = [];
+  const worker = new ManifestParseWorker((w) => why.push(w), new URL('./no-such-worker.js', import.meta.url));
+  t.teardown(() => worker.close());
+  t.same(await worker.parse(se('a', 1)), parseManifestText(se('a', 1)));
+  t.same(await worker.parse(wildcard), parseManifestText(wildcard));
+  t.equal(why.length, 1);
+  t.match(why[0], /the parser failed/);
+});
+
+t.test('the worker parses what the main thread would, and reports a file it cannot', async (t) => {
+  const worker = new ManifestParseWorker();
+  t.teardown(() => worker.close());
+  for (const text of [se('a', 1), wildcard, bomb, `${se('b', 2)}---\nkind: [oops\n`])
+    t.same(await worker.parse(text), parseManifestText(text));
 });
