@@ -188,7 +188,6 @@ interface FileRecord {
   readonly fingerprint: string;
   /** Current problems; logged when they or the identity change, not on every poll. */
   readonly problems: readonly string[];
-  readonly severity: 'error' | 'warning';
   readonly reportKey: string;
 }
 
@@ -314,12 +313,7 @@ export class FileSource implements Source {
     const walk = await walkManifests([this.dir]);
     const previous = this.records;
     const next = new Map<string, FileRecord>();
-    const problem = (
-      path: string,
-      message: string,
-      severity: 'error' | 'warning',
-      identity?: string,
-    ): void => {
+    const problem = (path: string, message: string, identity?: string): void => {
       const prev = previous.get(path);
       const had = next.get(path);
       const problems = [...(had?.problems ?? []), message];
@@ -328,11 +322,10 @@ export class FileSource implements Source {
         objects: prev?.objects ?? [],
         fingerprint: prev?.fingerprint ?? '[]',
         problems,
-        severity: had?.severity === 'error' ? 'error' : severity,
         reportKey: `${identity ?? ''}\n${problems.join('\n')}`,
       });
     };
-    for (const p of walk.problems) problem(p.path, p.message, p.severity, p.identity);
+    for (const p of walk.problems) problem(p.path, p.message, p.identity);
     for (const file of walk.files) {
       if (this.currentSink() === undefined) return; // stopped: start no worker again
       const prev = previous.get(file.path);
@@ -342,7 +335,7 @@ export class FileSource implements Source {
       }
       const read = await this.reader(file.path);
       if (!read.ok) {
-        problem(file.path, read.message, 'error', read.identity);
+        problem(file.path, read.message, read.identity);
         continue;
       }
       const parsed = await this.parse(read.text);
@@ -355,7 +348,6 @@ export class FileSource implements Source {
         objects: kept,
         fingerprint: broken && prev !== undefined ? prev.fingerprint : canonicalJson(kept),
         problems: parsed.errors,
-        severity: 'error',
         reportKey: broken ? `${read.identity}\n${parsed.errors.join('\n')}` : '',
       });
     }
