@@ -61,6 +61,7 @@ export async function runGenerate(
   const loaded = await loadManifests(paths);
   let failed = loaded.errors.length > 0;
   for (const e of loaded.errors) err(`${e.file}: ${e.message}`);
+  for (const w of loaded.warnings) err(`${w.file}: warning: ${w.message}`);
   const store = new ConfigStore(values.domain);
   for (const { object } of loaded.objects) store.upsert(object, 'file');
   // Invalid input is reported as the admission webhook would deny it, with file and field.

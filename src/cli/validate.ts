@@ -11,7 +11,9 @@ export const VALIDATE_USAGE = `Usage: breeze validate -f PATH [-f PATH ...] [--d
 Runs the admission webhook's validators offline on manifests (files or directories).
 Cross-object checks see every object passed in. Prints one line per problem:
   <file>: <Kind> <namespace>/<name>: <field path>: <message>
-Exit status: 0 when nothing is denied (warnings are printed), 1 on any denial or unreadable file.`;
+Exit status: 0 when nothing is denied (warnings are printed), 1 on any denial or on a file that
+cannot be read or parsed (over 4 MiB, not a regular file, a YAML error such as an unquoted
+*.example.com, which YAML reads as an alias).`;
 
 export interface ValidateSummary {
   readonly checked: number;
@@ -45,6 +47,7 @@ export async function runValidate(
 
   const loaded = await loadManifests(paths);
   for (const e of loaded.errors) out(`${e.file}: ${e.message}`);
+  for (const w of loaded.warnings) out(`${w.file}: warning: ${w.message}`);
   const store = new ConfigStore(domain);
   for (const { object } of loaded.objects) store.upsert(object, 'file');
 

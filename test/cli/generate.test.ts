@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import t from 'tap';
 import { parseAllDocuments } from 'yaml';
@@ -136,4 +137,48 @@ t.test('usage errors', async (t) => {
     code: 'BAD_FLAG',
     message: /-o: "xml" must be yaml or json/,
   });
+});
+
+t.test('YAML alias problems, FIFOs and oversized files: one line each on stderr, exit 1', async (t) => {
+  const dir = t.testdir({
+    'wildcard.yaml': `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ext, namespace: default}
+spec:
+  hosts:
+  - *.example.com
+  ports: [{number: 443, name: tls}]
+`,
+    'bomb.yaml': `a: &a [x, x, x, x, x, x, x, x, x]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+`,
+    'zk.yaml': `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: zk, namespace: kafka}
+spec:
+  hosts: [zk.kafka.svc.cluster.local]
+  addresses: [240.240.9.10]
+  ports: [{number: 2181, name: tcp-zookeeper, protocol: TCP}]
+  resolution: STATIC
+`,
+  });
+  execFileSync('mkfifo', [join(dir, 'x.yaml')]);
+  execFileSync('truncate', ['-s', '50M', join(dir, 'big.json')]);
+  const { out, err, summary } = await run(['-f', dir]);
+  t.equal(summary.exitCode, 1);
+  t.same(err, [
+    `${join(dir, 'big.json')}: 52428800 bytes is larger than Breeze's limit of 4194304 bytes (4 MiB) for a manifest file: skipped, not read`,
+    `${join(dir, 'x.yaml')}: a FIFO, not a regular file: skipped, not opened`,
+    `${join(dir, 'bomb.yaml')}: document 1, line 1: YAML aliases expand too much (an anchor is used more than Breeze's limit of 50 times, nested uses multiplied)`,
+    `${join(dir, 'wildcard.yaml')}: document 1, line 6: "*.example.com" is a YAML alias to an anchor that is not defined (YAML reads an unquoted value starting with * as an alias; if a string such as a wildcard host was meant, quote it: "*.example.com")`,
+    'note: ServiceEntry/kafka/zk port 2181 inbound: no workload selector (spec.workloadSelector or the workloadSelector annotation): no inbound filter',
+  ]);
+  t.same(
+    parseAllDocuments(out).map((d) => d.toJS().metadata.name),
+    ['breeze-outbound-zk.kafka.svc.cluster.local-240.240.9.10-2181'],
+    'the readable manifests are still generated',
+  );
 });
