@@ -68,7 +68,10 @@ export function redactText(text: string, secrets: readonly string[]): string {
  * The error of a failed write of `objects` (the desired and the current EnvoyFilter) with its inlined credentials removed from the message
  * (same code, status and retry hint; the cause is dropped, as its message holds the same text).
  */
-export function redactWriteError(err: BreezeError, objects: readonly (JsonRecord | undefined)[]): BreezeError {
+export function redactWriteError(
+  err: BreezeError,
+  objects: readonly (JsonRecord | undefined)[],
+): BreezeError {
   const secrets = inlinedCredentials(objects);
   if (secrets.length === 0) return err;
   const message = redactText(err.message, secrets);

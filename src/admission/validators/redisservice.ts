@@ -16,6 +16,7 @@ import {
   UINT32_MAX,
 } from './redis-common.js';
 import type { ValidationContext } from './types.js';
+import { authModeFindings } from '../../protocols/redis/authmode.js';
 
 export const READ_POLICIES = ['MASTER', 'PREFER_MASTER', 'REPLICA', 'PREFER_REPLICA', 'ANY'] as const;
 export const FAULT_TYPES = ['DELAY', 'ERROR'] as const;
@@ -41,6 +42,8 @@ export function validateRedisService(object: JsonRecord, _ctx: ValidationContext
   checkSettings(spec.settings, f);
   checkRoutes(spec.redis, f);
   checkFaults(spec.faults, f);
+  // Which Redis auth mode applies and, in file mode, the pod annotations clients need.
+  if (!f.denied) f.merge(authModeFindings('RedisService', object, _ctx.namespace));
   return f.build();
 }
 

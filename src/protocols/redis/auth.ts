@@ -89,7 +89,8 @@ function fromMountedSecret(origin: Origin, path: string, value: unknown, namespa
   if (!isDns1123Subdomain(name)) {
     return failAt(origin, `${path}.name`, 'is not a Secret name (a DNS-1123 subdomain)');
   }
-  const passwordField = optString(origin, `${path}.passwordField`, ref.passwordField) || DEFAULT_PASSWORD_FIELD;
+  const passwordField =
+    optString(origin, `${path}.passwordField`, ref.passwordField) || DEFAULT_PASSWORD_FIELD;
   const usernameField = optString(origin, `${path}.usernameField`, ref.usernameField) ?? '';
   for (const [field, key] of [
     ['passwordField', passwordField],

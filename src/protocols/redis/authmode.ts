@@ -16,18 +16,17 @@
  */
 import { createHash } from 'node:crypto';
 import { asRecord, asString, type JsonRecord } from '../../model/json.js';
-import type { Findings } from '../../admission/findings.js';
+import { FindingsBuilder, MAX_WARNING_LENGTH, type Findings } from '../../admission/findings.js';
+import { isDns1123Subdomain } from '../../model/names.js';
 
 export type RedisAuthMode = 'inline' | 'file';
 export const REDIS_AUTH_MODES: readonly RedisAuthMode[] = ['inline', 'file'];
 export const DEFAULT_REDIS_AUTH_MODE: RedisAuthMode = 'inline';
 export const AUTH_MODE_ANNOTATION = 'breeze.io/redis-auth-mode';
 /** Secret `<secret>` of the object's namespace `<ns>` is mounted at `<root>/<ns>/<secret>/`. */
-export const AUTH_MOUNT_ROOT = '/etc/breeze/redis-auth';
+export const AUTH_MOUNT_ROOT = '/etc/breeze/redis';
 export const USER_VOLUME_ANNOTATION = 'sidecar.istio.io/userVolume';
 export const USER_VOLUME_MOUNT_ANNOTATION = 'sidecar.istio.io/userVolumeMount';
-/** Kubernetes keeps warnings up to 256 characters. */
-const MAX_K8S_WARNING = 256;
 
 export function isRedisAuthMode(v: unknown): v is RedisAuthMode {
   return v === 'inline' || v === 'file';
@@ -63,7 +62,7 @@ export function isSecretKey(key: string): boolean {
   );
 }
 
-/** `/etc/breeze/redis-auth/<namespace>/<secret>` */
+/** `/etc/breeze/redis/<namespace>/<secret>` */
 export function mountDir(namespace: string, secret: string): string {
   return `${AUTH_MOUNT_ROOT}/${namespace}/${secret}`;
 }
@@ -71,7 +70,7 @@ export function mountDir(namespace: string, secret: string): string {
 /** A volume name (DNS-1123 label, at most 63 characters) that is stable per namespace/Secret. */
 export function volumeName(namespace: string, secret: string): string {
   const hash = createHash('sha256').update(`${namespace}/${secret}`).digest('hex').slice(0, 10);
-  return `breeze-redis-${hash}`;
+  return `breeze-${hash}`;
 }
 
 /** Envoy's `DataSource` reading a file. */
@@ -88,24 +87,39 @@ export function podAnnotations(namespace: string, secret: string): Record<string
   const name = volumeName(namespace, secret);
   return {
     [USER_VOLUME_ANNOTATION]: JSON.stringify([{ name, secret: { secretName: secret } }]),
-    [USER_VOLUME_MOUNT_ANNOTATION]: JSON.stringify([
-      { name, mountPath: mountDir(namespace, secret), readOnly: true },
-    ]),
+    // Secret volumes are always read-only.
+    [USER_VOLUME_MOUNT_ANNOTATION]: JSON.stringify([{ name, mountPath: mountDir(namespace, secret) }]),
   };
 }
 
-/** The auth field of a RedisService or RedisDestination, with its path. */
-function authOf(kind: 'RedisService' | 'RedisDestination', object: JsonRecord): [string, JsonRecord | undefined] {
+/** The auth field of a RedisService or RedisDestination. */
+function authOf(kind: 'RedisService' | 'RedisDestination', object: JsonRecord): JsonRecord | undefined {
   const spec = asRecord(object.spec);
-  if (kind === 'RedisService') return ['spec.settings.auth', asRecord(asRecord(spec?.settings)?.auth)];
-  const redis = asRecord(asRecord(asRecord(spec?.trafficPolicy)?.connectionPool)?.redis);
-  return ['spec.trafficPolicy.connectionPool.redis.auth', asRecord(redis?.auth)];
+  if (kind === 'RedisService') return asRecord(asRecord(spec?.settings)?.auth);
+  return asRecord(asRecord(asRecord(asRecord(spec?.trafficPolicy)?.connectionPool)?.redis)?.auth);
+}
+
+/** The warning for a Secret password in inline mode (`chosen`: by annotation or a known flag). */
+export function inlineModeWarning(chosen: boolean): string {
+  const which = chosen ? 'inline' : 'inline (default)';
+  return `Redis auth mode ${which}: client sidecars' config dumps show the password; ${AUTH_MODE_ANNOTATION}: file`;
 }
 
 /**
- * Admission warnings naming the auth mode of a RedisService or RedisDestination with auth and, in
- * file mode, the exact pod annotations its client workloads need. `defaultMode` is the server's
- * `--redis-auth-mode` when known. Never a value from the object beyond the Secret's name and key.
+ * `<annotation>: <JSON>` when it fits a warning; else the same facts in words (a Secret name of
+ * up to 253 characters does not fit 120).
+ */
+function annotationWarning(key: string, json: string, words: string): string {
+  const line = `${key}: ${json}`;
+  return line.length <= MAX_WARNING_LENGTH ? line : `${key}: ${words}`;
+}
+
+/**
+ * Admission warnings naming the auth mode of a RedisService or RedisDestination that takes its
+ * password from a Secret and, in file mode, the exact pod annotations its client workloads need.
+ * `defaultMode` is the server's `--redis-auth-mode` when the caller knows it. Each warning fits
+ * Breeze's 120 characters (the FindingsBuilder cuts longer ones); none holds a value of the
+ * object beyond the Secret's name and keys. (A plain password has its own warning already.)
  */
 export function authModeFindings(
   kind: 'RedisService' | 'RedisDestination',
@@ -113,52 +127,45 @@ export function authModeFindings(
   namespace: string,
   defaultMode?: RedisAuthMode,
 ): Findings {
-  const [path, auth] = authOf(kind, object);
-  const warnings: string[] = [];
-  const done = (): Findings => ({
-    problems: [],
-    warnings: warnings.map((w) => (w.length <= MAX_K8S_WARNING ? w : `${w.slice(0, MAX_K8S_WARNING - 1)}…`)),
-  });
-  if (auth === undefined) return done();
-  const annotated = authModeOf(object, defaultMode ?? DEFAULT_REDIS_AUTH_MODE);
-  if (typeof annotated !== 'string') {
-    warnings.push(`${annotated.problem}: generation fails for this service until fixed`);
-    return done();
-  }
-  const explicit = asRecord(asRecord(object.metadata)?.annotations)?.[AUTH_MODE_ANNOTATION] !== undefined;
-  const secretRef = asRecord(auth.secret);
+  const f = new FindingsBuilder();
+  const secretRef = asRecord(authOf(kind, object)?.secret);
   const secret = asString(secretRef?.name);
-  if (secret === undefined || secret === '') {
-    if (auth.plain !== undefined && auth.plain !== null) {
-      warnings.push(
-        `${path}: plain password: inlined in EnvoyFilters (every client sidecar's config dump); prefer a Secret with ${AUTH_MODE_ANNOTATION}: file`,
-      );
-    }
-    return done();
+  if (secretRef === undefined || secret === undefined || !isDns1123Subdomain(secret)) return f.build();
+  const mode = authModeOf(object, defaultMode ?? DEFAULT_REDIS_AUTH_MODE);
+  if (typeof mode !== 'string')
+    return f.warn('', `${mode.problem}: this service's filters stay as they are`).build();
+  if (mode === 'inline') {
+    const explicit = asRecord(asRecord(object.metadata)?.annotations)?.[AUTH_MODE_ANNOTATION] !== undefined;
+    return f.warn('', inlineModeWarning(explicit || defaultMode !== undefined)).build();
   }
-  if (annotated === 'inline') {
-    const how = explicit || defaultMode !== undefined ? 'inline' : 'inline unless Breeze runs with --redis-auth-mode file';
-    warnings.push(
-      `${path}: Redis auth mode ${how}: the password is copied into EnvoyFilters, readable from every client sidecar's config dump; set annotation ${AUTH_MODE_ANNOTATION}: file to avoid it`,
-    );
-    return done();
+  const key = asString(secretRef.passwordField) || 'password';
+  const user = asString(secretRef.usernameField) ?? '';
+  for (const k of [key, user]) {
+    if (k !== '' && !isSecretKey(k))
+      return f.warn('', 'Redis auth mode file: a passwordField/usernameField is not a Secret key').build();
   }
-  const key = asString(secretRef?.passwordField) || 'password';
-  const user = asString(secretRef?.usernameField);
-  for (const k of [key, user ?? '']) {
-    if (k !== '' && !isSecretKey(k)) {
-      warnings.push(`${path}.secret: ${JSON.stringify(k.slice(0, 64))} is not a Secret key: file mode cannot use it`);
-      return done();
-    }
-  }
+  const keys = user === '' ? `key ${key}` : `keys ${key}, ${user}`;
+  const name = volumeName(namespace, secret);
   const dir = mountDir(namespace, secret);
-  const who =
-    kind === 'RedisService'
-      ? 'every client workload of this service (its sidecar checks the AUTH of the client)'
-      : 'every client workload of this host (its sidecar AUTHs to Redis)';
-  warnings.push(
-    `${path}: Redis auth mode file: Envoy reads ${dir}/${key}${user ? ` and ${dir}/${user}` : ''}; ${who} needs Secret ${secret} (keys as here) in its own namespace and these pod annotations:`,
-  );
-  for (const [k, v] of Object.entries(podAnnotations(namespace, secret))) warnings.push(`${k}: '${v}'`);
-  return done();
+  const notes = podAnnotations(namespace, secret);
+  return f
+    .warn('', `Redis auth mode file: Envoy reads ${dir}/${key}`)
+    .warn('', `client pods need Secret ${secret} (${keys}) in their own namespace and these annotations:`)
+    .warn(
+      '',
+      annotationWarning(
+        USER_VOLUME_ANNOTATION,
+        notes[USER_VOLUME_ANNOTATION] ?? '',
+        `a volume named ${name} of secret ${secret}`,
+      ),
+    )
+    .warn(
+      '',
+      annotationWarning(
+        USER_VOLUME_MOUNT_ANNOTATION,
+        notes[USER_VOLUME_MOUNT_ANNOTATION] ?? '',
+        `volume ${name} mounted at ${dir}`,
+      ),
+    )
+    .build();
 }
