@@ -56,8 +56,11 @@ export function inlinedCredentials(object: unknown): string[] {
 export function redactText(text: string, secrets: readonly string[]): string {
   let out = text;
   for (const s of secrets) {
-    const quoted = JSON.stringify(s).slice(1, -1);
-    for (const form of new Set([s, quoted, quoted.replace(/\\/g, '\\\\')])) {
+    // As written, and escaped up to three times (a quoted object inside a quoted message...),
+    // most escaped first so a shorter form does not break up a longer one.
+    const forms = [s];
+    for (let i = 0; i < 3; i++) forms.push(JSON.stringify(forms[i]).slice(1, -1));
+    for (const form of new Set(forms.reverse())) {
       if (form !== '') out = out.split(form).join(REDACTED);
     }
   }
