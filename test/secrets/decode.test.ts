@@ -119,7 +119,7 @@ ${body}
     t.same(result.problems.map(formatProblem), [message], what);
     t.notOk(JSON.stringify(result).includes(RAW), `${what}: the value is in no message or filter`);
     t.notOk(
-      result.envoyFilters.some((ef) => String((ef.metadata as { name: string }).name).includes('outbound')),
+      result.envoyFilters.some((ef) => (ef.metadata as { name: string }).name.includes('outbound')),
       `${what}: no outbound filter from a garbled password`,
     );
   }
