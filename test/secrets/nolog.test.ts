@@ -4,6 +4,7 @@
 // webhook or a schema error does): the password appears nowhere, in any escaping.
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
+import { ConfigStore } from '../../src/cache/store.js';
 import { toApiError, KubeApiError } from '../../src/kube/request.js';
 import type { JsonRecord } from '../../src/model/json.js';
 import { generateAll } from '../../src/protocols/generate.js';
@@ -146,4 +147,44 @@ t.test('redactText: raw, JSON-escaped and doubly escaped forms; longest secret f
     inlinedCredentials({ downstreamAuthPasswords: [{ inlineBytes: b64('bytes-pw') }] }).sort(),
     ['bytes-pw', b64('bytes-pw')].sort(),
   );
+});
+
+t.test('generation problems for wrong-typed auth fields name the type, never the value', async (t) => {
+  const SECRET = `Wr0ng-Typed-${randomBytes(6).toString('hex')}`;
+  const base = `
+apiVersion: v1
+kind: Service
+metadata: {name: redis, namespace: cache}
+spec:
+  clusterIP: 10.96.61.1
+  selector: {app: redis}
+  ports: [{name: tcp-redis, port: 6379, targetPort: 6379}]
+---
+apiVersion: redis.aeraki.io/v1alpha1
+kind: RedisService
+metadata: {name: redis, namespace: cache, annotations: {breeze.io/redis-auth-mode: MODE}}
+spec:
+  host: [redis.cache.svc.cluster.local]
+  settings: {auth: AUTH}
+`;
+  const cases: [string, RegExp][] = [
+    [`{secret: "${SECRET}"}`, /auth\.secret must be an object, got a string$/],
+    [`{secret: ["${SECRET}"]}`, /auth\.secret must be an object, got a list$/],
+    [`{secret: {name: [${JSON.stringify(SECRET)}]}}`, /auth\.secret\.name must be a string, got a list$/],
+    [
+      `{secret: {name: pw, passwordField: {x: "${SECRET}"}}}`,
+      /passwordField must be a string, got an object$/,
+    ],
+    [`{secret: {name: pw, usernameField: ["${SECRET}"]}}`, /usernameField must be a string, got a list$/],
+  ];
+  for (const mode of ['inline', 'file']) {
+    for (const [auth, expected] of cases) {
+      const store = new ConfigStore();
+      for (const o of parseManifestText(base.replace('MODE', mode).replace('AUTH', auth)).objects)
+        store.upsert(o, 'file');
+      const problems = generateAll(store, GEN).problems.map((p) => p.message);
+      t.match(problems, [expected], `${mode}: ${auth.slice(0, 30)}`);
+      t.notOk(JSON.stringify(problems).includes(SECRET), 'the value is not shown');
+    }
+  }
 });

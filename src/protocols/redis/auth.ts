@@ -7,7 +7,7 @@ import { isRecord, type JsonRecord } from '../../model/json.js';
 import type { PortContext, SourceRef } from '../types.js';
 import { isDns1123Subdomain } from '../../model/names.js';
 import { authModeOf, DEFAULT_REDIS_AUTH_MODE, fileDataSource, isSecretKey } from './authmode.js';
-import { fail, failAt, optRecord, optString, type Origin } from './fields.js';
+import { fail, failAt, type Origin } from './fields.js';
 
 export const DEFAULT_PASSWORD_FIELD = 'password';
 export const FALLBACK_PASSWORD_FIELD = 'token';
@@ -25,6 +25,27 @@ export interface Credentials {
 /** A `DataSource` with the value inline (Envoy's `inlineString`). */
 export function inlineString(value: string): JsonRecord {
   return { inlineString: value };
+}
+
+/** The JSON type of a value, never the value: anything under auth may be a password. */
+function typeOf(value: unknown): string {
+  if (Array.isArray(value)) return 'a list';
+  if (value === null) return 'null';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}
+
+/** An optional object under auth; a wrong type is named, its value never shown. */
+function authRecord(origin: Origin, path: string, value: unknown): JsonRecord | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (isRecord(value)) return value;
+  return failAt(origin, path, `must be an object, got ${typeOf(value)}`);
+}
+
+/** An optional string under auth; a wrong type is named, its value never shown. */
+function authString(origin: Origin, path: string, value: unknown): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === 'string') return value;
+  return failAt(origin, path, `must be a string, got ${typeOf(value)}`);
 }
 
 /**
@@ -81,8 +102,8 @@ function fromPlain(origin: Origin, path: string, value: unknown): Credentials {
  * `passwordField` or `password`, and a username is used only when `usernameField` names its key.
  */
 function fromMountedSecret(origin: Origin, path: string, value: unknown, namespace: string): Credentials {
-  const ref = optRecord(origin, path, value) ?? {};
-  const name = optString(origin, `${path}.name`, ref.name);
+  const ref = authRecord(origin, path, value) ?? {};
+  const name = authString(origin, `${path}.name`, ref.name);
   if (name === undefined || name === '') {
     return failAt(origin, `${path}.name`, 'is required: the name of the Secret holding the password');
   }
@@ -90,8 +111,8 @@ function fromMountedSecret(origin: Origin, path: string, value: unknown, namespa
     return failAt(origin, `${path}.name`, 'is not a Secret name (a DNS-1123 subdomain)');
   }
   const passwordField =
-    optString(origin, `${path}.passwordField`, ref.passwordField) || DEFAULT_PASSWORD_FIELD;
-  const usernameField = optString(origin, `${path}.usernameField`, ref.usernameField) ?? '';
+    authString(origin, `${path}.passwordField`, ref.passwordField) || DEFAULT_PASSWORD_FIELD;
+  const usernameField = authString(origin, `${path}.usernameField`, ref.usernameField) ?? '';
   for (const [field, key] of [
     ['passwordField', passwordField],
     ['usernameField', usernameField],
@@ -118,13 +139,13 @@ function fromSecret(
   value: unknown,
   namespace: string,
 ): Credentials {
-  const ref = optRecord(origin, path, value) ?? {};
-  const name = optString(origin, `${path}.name`, ref.name);
+  const ref = authRecord(origin, path, value) ?? {};
+  const name = authString(origin, `${path}.name`, ref.name);
   if (name === undefined || name === '') {
     return failAt(origin, `${path}.name`, 'is required: the name of the Secret holding the password');
   }
-  const passwordField = optString(origin, `${path}.passwordField`, ref.passwordField) ?? '';
-  const usernameField = optString(origin, `${path}.usernameField`, ref.usernameField) ?? '';
+  const passwordField = authString(origin, `${path}.passwordField`, ref.passwordField) ?? '';
+  const usernameField = authString(origin, `${path}.usernameField`, ref.usernameField) ?? '';
   const secretName = `Secret ${namespace}/${name}`;
   const where = `(${path} of ${origin.object})`;
   const data = ctx.secret(namespace, name);
