@@ -99,10 +99,14 @@ function authOf(kind: 'RedisService' | 'RedisDestination', object: JsonRecord): 
   return asRecord(asRecord(asRecord(asRecord(spec?.trafficPolicy)?.connectionPool)?.redis)?.auth);
 }
 
-/** The warning for a Secret password in inline mode (`chosen`: by annotation or a known flag). */
+/**
+ * The warning for a Secret password in inline mode. `chosen`: by annotation or a known server
+ * flag; otherwise the validator cannot know the server's `--redis-auth-mode` and says so.
+ */
 export function inlineModeWarning(chosen: boolean): string {
-  const which = chosen ? 'inline' : 'inline (default)';
-  return `Redis auth mode ${which}: client sidecars' config dumps show the password; ${AUTH_MODE_ANNOTATION}: file`;
+  return chosen
+    ? `Redis auth mode inline: client sidecars' config dumps show the password; ${AUTH_MODE_ANNOTATION}: file avoids it`
+    : `Redis auth mode from --redis-auth-mode (inline by default: client sidecars' config dumps show the password)`;
 }
 
 /**
