@@ -43,6 +43,13 @@ t.test('data values: base64 as the API server reads it, and no more leniently', 
   t.same(decodeDataValue(b64(Buffer.from([0xff, 0xfe, 0x41]))), { invalid: 'does not decode to UTF-8 text' });
 });
 
+t.test('multi-megabyte values are checked without a stack overflow (linear, no regex)', async (t) => {
+  const big = Buffer.alloc(15_000_000, 97).toString('base64'); // 20 MB of base64
+  t.equal(decodeDataValue(big), 'a'.repeat(15_000_000));
+  t.match(decodeDataValue(`${big.slice(0, -4)}!!!!`), { invalid: /not valid base64/ });
+  t.match(decodeDataValue(`${big}=`), { invalid: /not valid base64/ });
+});
+
 t.test('decodeSecret: stringData over data, bad keys kept apart, __proto__ is just a key', async (t) => {
   const d = decodeSecret(
     JSON.parse(
@@ -57,6 +64,9 @@ t.test('decodeSecret: stringData over data, bad keys kept apart, __proto__ is ju
   t.same(d['ca.crt'], { invalid: 'does not decode to UTF-8 text' }, 'a binary key is not an error by itself');
   t.ok(Object.hasOwn(d, '__proto__'), 'an own key');
   t.same(Object.getPrototypeOf(d), null, 'the prototype is untouched');
+  const secret = { data: { password: b64('x') } };
+  t.equal(decodeSecret(secret), decodeSecret(secret), 'decoded once per object');
+  t.ok(Object.isFrozen(decodeSecret(secret)));
   t.same(decodeSecret({ stringData: { password: 'a\uD800b' } }).password, {
     invalid: 'is not well-formed Unicode text',
   });
