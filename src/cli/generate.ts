@@ -7,16 +7,20 @@ import { asRecord, asString } from '../model/json.js';
 import { handledKindOf, metaOf } from '../model/kinds.js';
 import { isDnsName } from '../model/names.js';
 import { formatProblem, generateAll } from '../protocols/generate.js';
+import { isRedisAuthMode } from '../protocols/redis/authmode.js';
 import { toJsonList, toYamlStream } from '../protocols/output.js';
 import { loadManifests } from '../sources/file.js';
 
 export const GENERATE_USAGE = `Usage: breeze generate -f PATH [-f PATH ...] [-o yaml|json] [--check]
                       [--root-namespace istio-system] [--envoyfilter-namespace-scope] [--domain cluster.local]
+                      [--redis-auth-mode inline|file]
 
 Reads manifests (files or directories, multi-document YAML): ServiceEntries, Kubernetes Services,
 VirtualServices, DestinationRules, RedisServices, RedisDestinations and Secrets. Prints the
 EnvoyFilters Breeze generates for them as a YAML stream (-o yaml, the default) or a JSON List.
 --check also checks every generated typed config against Envoy's proto schema.
+--redis-auth-mode file: Redis passwords from Secrets are read by Envoy from the mounted Secret
+(README "Redis passwords") instead of being written into the EnvoyFilters.
 Problems go to stderr, one line each; exit 1 on invalid input or any generation error.`;
 
 export interface GenerateSummary {
@@ -42,6 +46,7 @@ export async function runGenerate(
         'root-namespace': { type: 'string', default: 'istio-system' },
         'envoyfilter-namespace-scope': { type: 'boolean', default: false },
         domain: { type: 'string', default: 'cluster.local' },
+        'redis-auth-mode': { type: 'string', default: 'inline' },
       },
       allowPositionals: true,
     }));
@@ -56,6 +61,14 @@ export async function runGenerate(
   for (const flag of ['domain', 'root-namespace'] as const) {
     if (!isDnsName(values[flag]))
       throw new BreezeError('BAD_FLAG', `--${flag}: ${JSON.stringify(values[flag])} must be a DNS name`);
+  }
+
+  const redisAuthMode = values['redis-auth-mode'];
+  if (!isRedisAuthMode(redisAuthMode)) {
+    throw new BreezeError(
+      'BAD_FLAG',
+      `--redis-auth-mode: ${JSON.stringify(redisAuthMode)} must be inline or file`,
+    );
   }
 
   const loaded = await loadManifests(paths);
@@ -79,6 +92,7 @@ export async function runGenerate(
     rootNamespace: values['root-namespace'],
     namespaceScope: values['envoyfilter-namespace-scope'],
     domain: values.domain,
+    redisAuthMode,
   });
   for (const p of result.problems) err(formatProblem(p));
   for (const n of result.notes) err(`note: ${formatProblem(n)}`);

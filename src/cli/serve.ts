@@ -99,6 +99,7 @@ function buildWriter(
     rootNamespace: config.rootNamespace,
     namespaceScope: config.envoyfilterNamespaceScope,
     domain: config.domain,
+    redisAuthMode: config.redisAuthMode,
   };
   const limits = { concurrency: config.apiConcurrency, qps: config.apiQps, burst: config.apiBurst };
   // The reconciler reports retries to the controller, which is built after it.

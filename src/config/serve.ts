@@ -4,6 +4,7 @@ import { Ipv4Range } from '../admission/vip.js';
 import { isDnsName } from '../model/names.js';
 import { parseListenAddress, type ListenAddress } from './address.js';
 import { parseGoDuration } from '../model/duration.js';
+import { REDIS_AUTH_MODES, type RedisAuthMode } from '../protocols/redis/authmode.js';
 
 export type Mode = 'local' | 'cluster';
 export const TLS_MODES = ['files', 'self-managed'] as const;
@@ -57,6 +58,8 @@ export interface ServeConfig {
   readonly logLevel: LogLevel;
   readonly drainDelayMs: number;
   readonly admissionGraceMs: number;
+  /** `--redis-auth-mode`: Redis passwords from Secrets inline in EnvoyFilters, or read from a mounted file. */
+  readonly redisAuthMode: RedisAuthMode;
 }
 
 interface FlagSpec {
@@ -180,6 +183,11 @@ export const SERVE_FLAGS = {
     cluster: '240.240.0.0/16',
   },
   'log-level': { help: LOG_LEVELS.join('|'), local: 'info', cluster: 'info' },
+  'redis-auth-mode': {
+    help: 'inline: Redis passwords from Secrets written into EnvoyFilters; file: Envoy reads them from the Secret mounted into sidecars (README "Redis passwords")',
+    local: 'inline',
+    cluster: 'inline',
+  },
   'drain-delay': { help: 'on SIGTERM, time between not-ready and closing', local: '0s', cluster: '3s' },
   'admission-grace': {
     help: 'drop an admitted change no source confirms within this time',
@@ -248,6 +256,9 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
   const logLevel =
     LOG_LEVELS.find((l) => l === str('log-level')) ??
     bad('log-level', str('log-level'), `must be one of ${LOG_LEVELS.join(', ')}`);
+  const redisAuthMode =
+    REDIS_AUTH_MODES.find((m) => m === str('redis-auth-mode')) ??
+    bad('redis-auth-mode', str('redis-auth-mode'), `must be one of ${REDIS_AUTH_MODES.join(', ')}`);
   const sources = str('sources')
     .split(',')
     .map((s) => s.trim())
@@ -343,6 +354,7 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     logLevel,
     drainDelayMs: duration('drain-delay'),
     admissionGraceMs: duration('admission-grace'),
+    redisAuthMode,
   };
   if (config.debounceMaxMs < config.debounceAfterMs) {
     bad(

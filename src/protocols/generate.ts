@@ -2,6 +2,7 @@ import type { ConfigStore, Entry } from '../cache/store.js';
 import { isBreezeError } from '../errors.js';
 import { asRecord, asString, isInteger, type JsonRecord } from '../model/json.js';
 import { MAX_LISTENERS_PER_SERVICE, quote } from '../model/limits.js';
+import { decodeSecret, type SecretData } from '../model/secret.js';
 import type { ServiceView } from '../model/service.js';
 import { GENERATORS } from './registry.js';
 import { buildEnvoyFilter, inboundListenerPatch, outboundListenerPatch } from './shared/envoyfilter.js';
@@ -46,16 +47,9 @@ function isPortNumber(n: number): boolean {
 
 export type GenerationResult = ServiceOutput;
 
-/** Decodes a cached Secret: `data` (base64) and `stringData`, as UTF-8 strings. */
-export function secretData(entry: Entry | undefined): Readonly<Record<string, string>> | undefined {
-  if (entry === undefined) return undefined;
-  const out: Record<string, string> = {};
-  const data = asRecord(entry.object.data) ?? {};
-  for (const [k, v] of Object.entries(data))
-    if (typeof v === 'string') out[k] = Buffer.from(v, 'base64').toString('utf8');
-  const stringData = asRecord(entry.object.stringData) ?? {};
-  for (const [k, v] of Object.entries(stringData)) if (typeof v === 'string') out[k] = v;
-  return out;
+/** Decodes a cached Secret strictly: `data` (base64) and `stringData` (see model/secret.ts). */
+export function secretData(entry: Entry | undefined): SecretData | undefined {
+  return entry === undefined ? undefined : decodeSecret(entry.object);
 }
 
 function inNamespace(entries: readonly Entry[], namespace: string): Entry | undefined {

@@ -1,5 +1,6 @@
 import type { JsonRecord } from '../model/json.js';
 import type { Protocol } from '../model/protocol.js';
+import type { SecretData } from '../model/secret.js';
 import type { ServicePort, ServiceView } from '../model/service.js';
 
 /** How generated EnvoyFilters are placed. */
@@ -10,6 +11,12 @@ export interface GenerationOptions {
   readonly namespaceScope: boolean;
   /** Cluster DNS domain for short host names. */
   readonly domain: string;
+  /**
+   * `--redis-auth-mode`: Redis passwords from Secrets inlined in the EnvoyFilters (`inline`, the
+   * default) or read by Envoy from the Secret mounted into the sidecars (`file`); a RedisService
+   * or RedisDestination may override it (protocols/redis/authmode.ts).
+   */
+  readonly redisAuthMode?: 'inline' | 'file';
 }
 
 /** A source object an EnvoyFilter was generated from (recorded in its annotations). */
@@ -39,9 +46,10 @@ export interface PortContext {
   readonly redisDestination: JsonRecord | undefined;
   /**
    * A Secret's data, base64-decoded to UTF-8 strings (`stringData` merged in), or undefined
-   * when the cache has no such Secret. Callers must never log the values.
+   * when the cache has no such Secret. A key that cannot be decoded holds the reason instead
+   * (model/secret.ts). Callers must never log the values.
    */
-  secret(namespace: string, name: string): Readonly<Record<string, string>> | undefined;
+  secret(namespace: string, name: string): SecretData | undefined;
   /** The protocol services claiming an FQDN (e.g. a Redis route's host, to find its port). */
   servicesFor(fqdn: string): readonly ServiceView[];
   readonly options: GenerationOptions;

@@ -32,6 +32,7 @@ import { inboundName, outboundName } from '../protocols/shared/names.js';
 import type { GenerationOptions } from '../protocols/types.js';
 import { backoffDelay, type BackoffOptions } from '../sources/kubernetes/backoff.js';
 import type { Logger } from '../telemetry/logger.js';
+import { redactWriteError } from '../telemetry/secrets.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { NoopEventer, STATUS_KINDS, type EventReason, type Eventer, type InvolvedObject } from './events.js';
 import { toApiError } from '../kube/request.js';
@@ -450,7 +451,8 @@ export class Reconciler {
         s.onlyRejected = false;
         return; // a lost lease, a shutdown: not the object's fault; the next leader resyncs
       }
-      const e = toApiError(err, `${op.operation} ${op.id}`); // BreezeErrors pass through
+      // BreezeErrors pass through; a quoted inlined password never reaches the log or an Event.
+      const e = redactWriteError(toApiError(err, `${op.operation} ${op.id}`), [op.desired, op.current]);
       const code = e.code;
       const rejected = code === 'API_INVALID' || code === 'FOREIGN_OBJECT';
       if (rejected) {

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { inlineModeWarning } from '../../src/protocols/redis/authmode.js';
 import { assertWellFormed } from './wellformed.js';
 import fc from 'fast-check';
 import {
@@ -56,7 +57,7 @@ t.test('a complete, valid RedisDestination passes without warnings', async (t) =
         },
       }),
     ),
-    { problems: [], warnings: [] },
+    { problems: [], warnings: [inlineModeWarning(false)] },
   );
   t.same(check({ host: HOST }), { problems: [], warnings: [] }, 'host alone is enough');
   t.same(check({ host: 'redis', trafficPolicy: null }), { problems: [], warnings: [] });
@@ -232,7 +233,10 @@ t.test('discovery endpoints outside CLUSTER mode get a warning', async (t) => {
 
 t.test('redis auth', async (t) => {
   const auth = (a: unknown) => withPool({ redis: { mode: 'CLUSTER', auth: a } });
-  t.same(check(auth({ secret: { name: 'redis-auth' } })), { problems: [], warnings: [] });
+  t.same(check(auth({ secret: { name: 'redis-auth' } })), {
+    problems: [],
+    warnings: [inlineModeWarning(false)],
+  });
   const warning = `${POOL}.redis.auth.plain: password is readable by anyone who can read this object; use secret`;
   t.ok(warning.length <= 120, 'the longest auth path still fits without an ellipsis');
   t.same(check(auth({ plain: { password: PASSWORD } })), { problems: [], warnings: [warning] });

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { inlineModeWarning } from '../../src/protocols/redis/authmode.js';
 import { assertWellFormed } from './wellformed.js';
 import fc from 'fast-check';
 import { validateRedisService } from '../../src/admission/validators/redisservice.js';
@@ -66,7 +67,7 @@ t.test('a complete, valid RedisService passes without warnings', async (t) => {
       { type: 'ERROR', percentage: { value: 0.5 } },
     ],
   });
-  t.same(f, { problems: [], warnings: [] });
+  t.same(f, { problems: [], warnings: [inlineModeWarning(false)] }, 'only the auth mode is named');
   t.same(check({ host: [HOST] }), { problems: [], warnings: [] }, 'host alone is enough');
   t.same(
     check({ host: [HOST], settings: null, redis: null, faults: null }).problems,
@@ -404,7 +405,10 @@ t.test('faults', async (t) => {
 
 t.test('settings.auth', async (t) => {
   const withAuth = (auth: unknown) => ({ host: [HOST], settings: { auth } });
-  t.same(check(withAuth({ secret: { name: 'redis-auth' } })), { problems: [], warnings: [] });
+  t.same(check(withAuth({ secret: { name: 'redis-auth' } })), {
+    problems: [],
+    warnings: [inlineModeWarning(false)],
+  });
   t.same(check(withAuth({ plain: { password: PASSWORD, username: 'app' } })), {
     problems: [],
     warnings: [

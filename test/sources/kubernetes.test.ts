@@ -584,4 +584,12 @@ t.test('secretRefs', async (t) => {
     }),
     [],
   );
+  // File mode: Envoy reads the mounted Secret, Breeze never needs it.
+  const annotated = (mode: string) => {
+    const o = redisService('a', 'pw', 'ns');
+    return { ...o, metadata: { ...o.metadata, annotations: { 'breeze.io/redis-auth-mode': mode } } };
+  };
+  t.strictSame(secretRefs('RedisService', annotated('file')), [], 'file mode: not read');
+  t.strictSame(secretRefs('RedisService', annotated('inline')), [{ namespace: 'ns', name: 'pw' }]);
+  t.strictSame(secretRefs('RedisService', annotated('bogus')), [{ namespace: 'ns', name: 'pw' }]);
 });

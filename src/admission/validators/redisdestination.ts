@@ -16,6 +16,7 @@ import {
   UINT32_MAX,
 } from './redis-common.js';
 import type { ValidationContext } from './types.js';
+import { authModeFindings } from '../../protocols/redis/authmode.js';
 
 export const REDIS_MODES = ['PROXY', 'CLUSTER'] as const;
 const INT32_MAX = 2147483647;
@@ -44,6 +45,8 @@ export function validateRedisDestination(object: JsonRecord, ctx: ValidationCont
   const pool = checkObject(f, POOL, policy?.connectionPool, 'tcp and redis settings');
   checkTcp(pool?.tcp, f);
   checkRedis(pool?.redis, f, ctx);
+  // Which Redis auth mode applies and, in file mode, the pod annotations clients need.
+  if (!f.denied) f.merge(authModeFindings('RedisDestination', object, ctx.namespace));
   return f.build();
 }
 

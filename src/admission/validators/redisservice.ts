@@ -18,6 +18,7 @@ import {
   UINT32_MAX,
 } from './redis-common.js';
 import type { ValidationContext } from './types.js';
+import { authModeFindings } from '../../protocols/redis/authmode.js';
 
 export const READ_POLICIES = ['MASTER', 'PREFER_MASTER', 'REPLICA', 'PREFER_REPLICA', 'ANY'] as const;
 export const FAULT_TYPES = ['DELAY', 'ERROR'] as const;
@@ -44,6 +45,8 @@ export function validateRedisService(object: JsonRecord, ctx: ValidationContext)
   const caseInsensitive = asRecord(spec.settings)?.caseInsensitive === true;
   checkRoutes(spec.redis, caseInsensitive, f, ctx);
   checkFaults(spec.faults, f, ctx);
+  // Which Redis auth mode applies and, in file mode, the pod annotations clients need.
+  if (!f.denied) f.merge(authModeFindings('RedisService', object, ctx.namespace));
   return f.build();
 }
 

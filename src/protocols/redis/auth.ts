@@ -5,16 +5,20 @@
  */
 import { isRecord, type JsonRecord } from '../../model/json.js';
 import type { PortContext, SourceRef } from '../types.js';
-import { fail, failAt, optRecord, optString, type Origin } from './fields.js';
+import { isDns1123Subdomain } from '../../model/names.js';
+import { authModeOf, DEFAULT_REDIS_AUTH_MODE, fileDataSource, isSecretKey } from './authmode.js';
+import { fail, failAt, type Origin } from './fields.js';
 
 export const DEFAULT_PASSWORD_FIELD = 'password';
 export const FALLBACK_PASSWORD_FIELD = 'token';
 export const DEFAULT_USERNAME_FIELD = 'username';
 
+/** Envoy `DataSource`s for the password and username, and the Secret they come from. */
 export interface Credentials {
-  readonly password: string;
-  readonly username: string | undefined;
-  /** The Secret read, for FilterPlan.sources. */
+  /** `{inlineString}` (inline mode, plain) or `{filename}` (file mode). */
+  readonly password: JsonRecord;
+  readonly username: JsonRecord | undefined;
+  /** The Secret read (inline mode), for FilterPlan.sources. */
   readonly secret: SourceRef | undefined;
 }
 
@@ -23,9 +27,31 @@ export function inlineString(value: string): JsonRecord {
   return { inlineString: value };
 }
 
+/** The JSON type of a value, never the value: anything under auth may be a password. */
+function typeOf(value: unknown): string {
+  if (Array.isArray(value)) return 'a list';
+  if (value === null) return 'null';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}
+
+/** An optional object under auth; a wrong type is named, its value never shown. */
+function authRecord(origin: Origin, path: string, value: unknown): JsonRecord | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (isRecord(value)) return value;
+  return failAt(origin, path, `must be an object, got ${typeOf(value)}`);
+}
+
+/** An optional string under auth; a wrong type is named, its value never shown. */
+function authString(origin: Origin, path: string, value: unknown): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === 'string') return value;
+  return failAt(origin, path, `must be a string, got ${typeOf(value)}`);
+}
+
 /**
  * Reads an optional Auth. A Secret is looked up in `secretNamespace` (the RedisService's
- * namespace for downstream auth, the service's for upstream auth).
+ * namespace for downstream auth, the service's for upstream auth). `owner` (the RedisService or
+ * RedisDestination) may choose the auth mode with its annotation (authmode.ts).
  */
 export function resolveAuth(
   ctx: PortContext,
@@ -33,6 +59,7 @@ export function resolveAuth(
   path: string,
   value: unknown,
   secretNamespace: string,
+  owner?: JsonRecord,
 ): Credentials | undefined {
   if (value === undefined || value === null) return undefined;
   if (!isRecord(value)) {
@@ -41,7 +68,13 @@ export function resolveAuth(
   const hasSecret = value.secret !== undefined && value.secret !== null;
   const hasPlain = value.plain !== undefined && value.plain !== null;
   if (hasSecret && hasPlain) return failAt(origin, path, 'sets both secret and plain; keep only one');
-  if (hasSecret) return fromSecret(ctx, origin, `${path}.secret`, value.secret, secretNamespace);
+  if (hasSecret) {
+    const mode = authModeOf(owner, ctx.options.redisAuthMode ?? DEFAULT_REDIS_AUTH_MODE);
+    if (typeof mode !== 'string') return fail(`${origin.object} ${mode.problem}`);
+    return mode === 'file'
+      ? fromMountedSecret(origin, `${path}.secret`, value.secret, secretNamespace)
+      : fromSecret(ctx, origin, `${path}.secret`, value.secret, secretNamespace);
+  }
   if (hasPlain) return fromPlain(origin, `${path}.plain`, value.plain);
   return failAt(origin, path, 'sets neither secret nor plain; remove auth for no password');
 }
@@ -57,8 +90,44 @@ function fromPlain(origin: Origin, path: string, value: unknown): Credentials {
     return failAt(origin, `${path}.username`, 'must be a string');
   }
   return {
-    password,
-    username: username === '' || username === null ? undefined : username,
+    password: inlineString(password),
+    username: typeof username === 'string' && username !== '' ? inlineString(username) : undefined,
+    secret: undefined,
+  };
+}
+
+/**
+ * File mode: `{filename}` data sources under the Secret's mount directory. The Secret is not read
+ * (it is mounted into the client sidecars, from their own namespace); the password key is
+ * `passwordField` or `password`, and a username is used only when `usernameField` names its key.
+ */
+function fromMountedSecret(origin: Origin, path: string, value: unknown, namespace: string): Credentials {
+  const ref = authRecord(origin, path, value) ?? {};
+  const name = authString(origin, `${path}.name`, ref.name);
+  if (name === undefined || name === '') {
+    return failAt(origin, `${path}.name`, 'is required: the name of the Secret holding the password');
+  }
+  if (!isDns1123Subdomain(name)) {
+    return failAt(origin, `${path}.name`, 'is not a Secret name (a DNS-1123 subdomain)');
+  }
+  const passwordField =
+    authString(origin, `${path}.passwordField`, ref.passwordField) || DEFAULT_PASSWORD_FIELD;
+  const usernameField = authString(origin, `${path}.usernameField`, ref.usernameField) ?? '';
+  for (const [field, key] of [
+    ['passwordField', passwordField],
+    ['usernameField', usernameField],
+  ] as const) {
+    if (key !== '' && !isSecretKey(key)) {
+      return failAt(
+        origin,
+        `${path}.${field}`,
+        "is not a Secret key (letters, digits, '-', '_', '.'; not starting with '..'): file mode cannot mount it",
+      );
+    }
+  }
+  return {
+    password: fileDataSource(namespace, name, passwordField),
+    username: usernameField === '' ? undefined : fileDataSource(namespace, name, usernameField),
     secret: undefined,
   };
 }
@@ -70,18 +139,24 @@ function fromSecret(
   value: unknown,
   namespace: string,
 ): Credentials {
-  const ref = optRecord(origin, path, value) ?? {};
-  const name = optString(origin, `${path}.name`, ref.name);
+  const ref = authRecord(origin, path, value) ?? {};
+  const name = authString(origin, `${path}.name`, ref.name);
   if (name === undefined || name === '') {
     return failAt(origin, `${path}.name`, 'is required: the name of the Secret holding the password');
   }
-  const passwordField = optString(origin, `${path}.passwordField`, ref.passwordField) ?? '';
-  const usernameField = optString(origin, `${path}.usernameField`, ref.usernameField) ?? '';
+  const passwordField = authString(origin, `${path}.passwordField`, ref.passwordField) ?? '';
+  const usernameField = authString(origin, `${path}.usernameField`, ref.usernameField) ?? '';
   const secretName = `Secret ${namespace}/${name}`;
   const where = `(${path} of ${origin.object})`;
   const data = ctx.secret(namespace, name);
   if (data === undefined) return fail(`${secretName} ${where} not found`);
   const has = (k: string): boolean => Object.hasOwn(data, k);
+  /** The text of a key; an undecodable value is an error naming the Secret and key, never the value. */
+  const text = (k: string, what: string): string => {
+    const v = data[k] ?? '';
+    if (typeof v === 'string') return v;
+    return fail(`${secretName} ${where}: the ${what} in key "${k}" ${v.invalid}`);
+  };
 
   let field = passwordField;
   if (field === '') {
@@ -95,7 +170,7 @@ function fromSecret(
   } else if (!has(field)) {
     return fail(`${secretName} ${where} has no key "${field}" (passwordField)`);
   }
-  const password = (data[field] ?? '').trim();
+  const password = text(field, 'password').trim();
   if (password === '') return fail(`${secretName} ${where}: the password in key "${field}" is empty`);
 
   // Aeraki documents `username` as the default key but never applies it; Breeze does.
@@ -103,12 +178,16 @@ function fromSecret(
   if (usernameField !== '') {
     if (!has(usernameField))
       return fail(`${secretName} ${where} has no key "${usernameField}" (usernameField)`);
-    username = (data[usernameField] ?? '').trim();
+    username = text(usernameField, 'username').trim();
     if (username === '')
       return fail(`${secretName} ${where}: the username in key "${usernameField}" is empty`);
   } else if (has(DEFAULT_USERNAME_FIELD)) {
-    const u = (data[DEFAULT_USERNAME_FIELD] ?? '').trim();
+    const u = text(DEFAULT_USERNAME_FIELD, 'username').trim();
     username = u === '' ? undefined : u;
   }
-  return { password, username, secret: { kind: 'Secret', namespace, name } };
+  return {
+    password: inlineString(password),
+    username: username === undefined ? undefined : inlineString(username),
+    secret: { kind: 'Secret', namespace, name },
+  };
 }

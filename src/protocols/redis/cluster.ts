@@ -8,7 +8,7 @@ import type { JsonRecord } from '../../model/json.js';
 import { isDnsName } from '../../model/names.js';
 import { outboundCluster, sourceOf } from '../shared/envoyfilter.js';
 import type { ConfigPatch, PortContext, SourceRef } from '../types.js';
-import { inlineString, resolveAuth } from './auth.js';
+import { resolveAuth } from './auth.js';
 import {
   failAt,
   optDuration,
@@ -163,14 +163,11 @@ export function clusterPatches(
   if (keepalive !== undefined) cluster.upstreamConnectionOptions = { tcpKeepalive: keepalive };
 
   // Upstream auth: the Secret is read in the service's namespace (where the RedisDestination is).
-  const auth = resolveAuth(ctx, origin, `${POOL}.redis.auth`, redis.auth, ctx.service.namespace);
+  const auth = resolveAuth(ctx, origin, `${POOL}.redis.auth`, redis.auth, ctx.service.namespace, destination);
   if (auth !== undefined) {
     if (auth.secret !== undefined) sources.push(auth.secret);
-    const options: JsonRecord = {
-      '@type': REDIS_PROTOCOL_OPTIONS,
-      authPassword: inlineString(auth.password),
-    };
-    if (auth.username !== undefined) options.authUsername = inlineString(auth.username);
+    const options: JsonRecord = { '@type': REDIS_PROTOCOL_OPTIONS, authPassword: auth.password };
+    if (auth.username !== undefined) options.authUsername = auth.username;
     cluster.typedExtensionProtocolOptions = { [REDIS_PROXY_FILTER]: options };
   }
 

@@ -6,7 +6,7 @@
  */
 import { inboundCluster, outboundCluster, sourceOf, typedConfig } from '../shared/envoyfilter.js';
 import type { FilterPlan, PortContext, ProtocolGenerator, SourceRef } from '../types.js';
-import { inlineString, resolveAuth } from './auth.js';
+import { resolveAuth } from './auth.js';
 import { clusterPatches, REDIS_PROXY_FILTER } from './cluster.js';
 import { optBoolean, optRecord, originOf } from './fields.js';
 import { connPoolSettings, faults, prefixRoutes } from './routes.js';
@@ -47,12 +47,12 @@ function outbound(ctx: PortContext): FilterPlan {
     prefixRoutes: prefixRoutes(ctx, origin, spec, caseInsensitive, sources),
   };
   // Downstream auth: clients AUTH to Envoy. The Secret is read in the RedisService's namespace.
-  const auth = resolveAuth(ctx, origin, 'spec.settings.auth', settings?.auth, origin.namespace);
+  const auth = resolveAuth(ctx, origin, 'spec.settings.auth', settings?.auth, origin.namespace, rs);
   if (auth !== undefined) {
     if (auth.secret !== undefined) sources.push(auth.secret);
     // downstream_auth_password is deprecated; the list form replaces it.
-    config.downstreamAuthPasswords = [inlineString(auth.password)];
-    if (auth.username !== undefined) config.downstreamAuthUsername = inlineString(auth.username);
+    config.downstreamAuthPasswords = [auth.password];
+    if (auth.username !== undefined) config.downstreamAuthUsername = auth.username;
   }
   const faultList = faults(origin, spec);
   if (faultList.length > 0) config.faults = faultList;

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { BreezeError } from '../../errors.js';
@@ -14,11 +14,20 @@ export function fileNameOf(envoyFilter: JsonRecord): string {
   return `${asString(m?.namespace) ?? 'default'}.${asString(m?.name) ?? 'unnamed'}.yaml`;
 }
 
+/**
+ * EnvoyFilter files may hold Redis passwords (inline mode): owner read/write only. The temporary
+ * file is created with this mode (exclusively: never through an existing file or symlink) before
+ * any byte is written, and the rename keeps it.
+ */
+export const FILE_MODE = 0o600;
+/** A directory Breeze creates for them: owner only. */
+export const DIR_MODE = 0o700;
+
 /** Writes `text` to `path` through a temporary file and a rename: a reader sees the old or the new file. */
 async function writeAtomic(dir: string, file: string, text: string): Promise<void> {
   const tmp = join(dir, `.${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   try {
-    await writeFile(tmp, text);
+    await writeFile(tmp, text, { mode: FILE_MODE, flag: 'wx' });
     await rename(tmp, join(dir, file));
   } catch (err) {
     await rm(tmp, { force: true });
@@ -36,11 +45,14 @@ export class DirectoryEnvoyFilterSink implements EnvoyFilterSink {
 
   async apply(envoyFilter: JsonRecord, signal: AbortSignal): Promise<ApplyOutcome> {
     signal.throwIfAborted();
-    await mkdir(this.dir, { recursive: true });
+    await mkdir(this.dir, { recursive: true, mode: DIR_MODE });
     const file = fileNameOf(envoyFilter);
     const text = toYamlStream([envoyFilter]);
     const current = await readFile(join(this.dir, file), 'utf8').catch(() => undefined);
-    if (current === text) return 'unchanged';
+    if (current === text) {
+      await tightenMode(join(this.dir, file));
+      return 'unchanged';
+    }
     if (current !== undefined && !ownedText(current))
       throw new BreezeError('FOREIGN_OBJECT', `${join(this.dir, file)} is not managed by Breeze: left alone`);
     await writeAtomic(this.dir, file, text);
@@ -69,6 +81,12 @@ export class DirectoryEnvoyFilterSink implements EnvoyFilterSink {
     }
     return out;
   }
+}
+
+/** A file written by an older version (0644) is made owner-only when found unchanged. */
+async function tightenMode(path: string): Promise<void> {
+  const st = await lstat(path).catch(() => undefined);
+  if (st !== undefined && st.isFile() && (st.mode & 0o077) !== 0) await chmod(path, FILE_MODE);
 }
 
 function parseObjects(text: string): JsonRecord[] {

@@ -15,6 +15,7 @@
  * rather than at once; a new or changed reference is read at once.
  */
 import { asRecord, asString, type JsonRecord } from '../../model/json.js';
+import { authModeOf, DEFAULT_REDIS_AUTH_MODE } from '../../protocols/redis/authmode.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
 import { isKubeApiError } from './rest.js';
@@ -25,9 +26,16 @@ export interface SecretRef {
   readonly name: string;
 }
 
-/** The Secrets one RedisService or RedisDestination names (in its own namespace). */
+/**
+ * The Secrets one RedisService or RedisDestination names (in its own namespace) and Breeze must
+ * read: none when the object chooses file mode (`breeze.io/redis-auth-mode: file`), where Envoy
+ * reads the mounted Secret and Breeze never needs the password. (With `--redis-auth-mode file`
+ * and no annotation the Secret is still read, and not used; without the RBAC grant that is one
+ * 403 logged per Secret and nothing else.)
+ */
 export function secretRefs(kind: string, object: JsonRecord): SecretRef[] {
   const meta = asRecord(object.metadata);
+  if (authModeOf(object, DEFAULT_REDIS_AUTH_MODE) === 'file') return [];
   const namespace = asString(meta?.namespace) ?? 'default';
   const spec = asRecord(object.spec);
   let auth: JsonRecord | undefined;
