@@ -43,7 +43,7 @@ t.test('a spent budget is a 422 denial naming the budget, nothing recorded', asy
       return store.protocolServices(host);
     },
     destinationRuleSubsets: (host) => store.destinationRuleSubsets(host),
-    forHost: (host) => store.forHost(host),
+    forHost: (kind, host, from) => store.forHost(kind, host, from),
     addressOwner: (ip) => store.addressOwner(ip),
   };
   const changes: AdmittedChange[] = [];
