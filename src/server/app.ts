@@ -324,7 +324,7 @@ function guardFirstRequest(server: HttpsServer, t: ServerTimeouts): void {
     });
   });
   const stateOf = (tls: Socket): FirstRequest | undefined =>
-    first.get(((tls as { _parent?: Socket })._parent ?? tls) as Socket);
+    first.get((tls as { _parent?: Socket })._parent ?? tls);
   server.on('secureConnection', (tls: TLSSocket) => {
     const state = stateOf(tls);
     if (state !== undefined) state.tls = tls;

@@ -51,7 +51,7 @@ type LabelArg = Record<string, string | number>;
  * labels, remove) has each value mapped onto its label's known values (else `other`) before
  * prom-client sees it. Applies to every caller, in src/ or not.
  */
-function closed<M extends Counter<string> | Gauge<string> | Histogram<string>>(
+function closed<M extends Counter | Gauge | Histogram>(
   metric: M,
   known: Readonly<Record<string, readonly string[]>>,
 ): M {
