@@ -21,10 +21,25 @@ export const DEFAULT_BOUNDS: Bounds = {
 
 const MAX_PATH_SEGMENTS = 20;
 
-interface Frame {
-  readonly value: unknown;
-  readonly depth: number;
-  readonly path: readonly (string | number)[];
+/**
+ * One value still to check. The path is kept as a link to the parent frame (not a copied array),
+ * so a value costs O(1) however deep it sits; it is rendered only for the one violation found.
+ */
+class Frame {
+  constructor(
+    readonly value: unknown,
+    readonly depth: number,
+    readonly parent: Frame | undefined,
+    readonly key: string | number | undefined,
+  ) {}
+}
+
+function segments(frame: Frame, rootPath: readonly (string | number)[]): (string | number)[] {
+  const out: (string | number)[] = [];
+  for (let f: Frame | undefined = frame; f !== undefined; f = f.parent)
+    if (f.key !== undefined) out.push(f.key);
+  out.reverse();
+  return [...rootPath, ...out];
 }
 
 function render(path: readonly (string | number)[]): string {
@@ -49,13 +64,15 @@ export function checkBounds(
   bounds: Bounds = DEFAULT_BOUNDS,
   rootPath: readonly (string | number)[] = [],
 ): BoundsViolation | undefined {
-  const stack: Frame[] = [{ value, depth: 0, path: rootPath }];
+  const stack: Frame[] = [new Frame(value, 0, undefined, undefined)];
+  const at = (frame: Frame): string => render(segments(frame, rootPath));
   while (stack.length > 0) {
-    const { value: v, depth, path } = stack.pop() as Frame;
+    const frame = stack.pop() as Frame;
+    const { value: v, depth } = frame;
     if (typeof v === 'string') {
       if (v.length > bounds.maxStringLength) {
         return {
-          path: render(path),
+          path: at(frame),
           message: `a string of ${v.length} characters is longer than Breeze's limit of ${bounds.maxStringLength} (no object etcd stores holds one)`,
         };
       }
@@ -64,19 +81,27 @@ export function checkBounds(
     if (v === null || typeof v !== 'object') continue;
     if (depth >= bounds.maxDepth) {
       return {
-        path: render(path),
+        path: at(frame),
         message: `nested deeper than Breeze's limit of ${bounds.maxDepth} levels`,
       };
     }
     if (Array.isArray(v)) {
       if (v.length > bounds.maxListItems) {
         return {
-          path: render(path),
+          path: at(frame),
           message: `a list of ${v.length} items is longer than Breeze's limit of ${bounds.maxListItems}`,
         };
       }
-      for (let i = v.length - 1; i >= 0; i--)
-        stack.push({ value: v[i], depth: depth + 1, path: [...path.slice(0, MAX_PATH_SEGMENTS), i] });
+      for (let i = v.length - 1; i >= 0; i--) {
+        const item: unknown = v[i];
+        // Scalars other than strings cannot break a bound: no frame for them.
+        if (
+          typeof item === 'string'
+            ? item.length > bounds.maxStringLength
+            : typeof item === 'object' && item !== null
+        )
+          stack.push(new Frame(item, depth + 1, frame, i));
+      }
       continue;
     }
     const keys = Object.keys(v);
@@ -84,15 +109,17 @@ export function checkBounds(
       const k = keys[i] as string;
       if (k.length > bounds.maxStringLength) {
         return {
-          path: render(path),
+          path: at(frame),
           message: `a key of ${k.length} characters is longer than Breeze's limit of ${bounds.maxStringLength}`,
         };
       }
-      stack.push({
-        value: (v as Record<string, unknown>)[k],
-        depth: depth + 1,
-        path: [...path.slice(0, MAX_PATH_SEGMENTS), k],
-      });
+      const item = (v as Record<string, unknown>)[k];
+      if (
+        typeof item === 'string'
+          ? item.length > bounds.maxStringLength
+          : typeof item === 'object' && item !== null
+      )
+        stack.push(new Frame(item, depth + 1, frame, k));
     }
   }
   return undefined;
