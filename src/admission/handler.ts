@@ -1,5 +1,5 @@
 import { BreezeError } from '../errors.js';
-import { checkBounds } from '../model/bounds.js';
+import { checkBounds, DEFAULT_BOUNDS } from '../model/bounds.js';
 import { asRecord, asString, type JsonRecord } from '../model/json.js';
 import { handledKind, objectRef, type HandledKind } from '../model/kinds.js';
 import type { ConfigView } from '../cache/store.js';
@@ -170,16 +170,17 @@ function decide(webhook: Webhook, req: AdmissionRequest, deps: AdmissionDeps): D
   }
 
   // Bounds first: nothing below (validators, mutators, the cache, canonicalJson) sees an object
-  // nested deeper, or holding longer strings or lists, than Breeze's limits.
-  const violation = checkBounds(req.object);
-  if (violation !== undefined) return tooBig(violation.path, violation.message);
-  // The stored object is only read for a few fields (the mutator's previous VIP); one beyond the
-  // bounds (stored before Breeze was installed) must not block the update that fixes it.
-  const oldViolation = req.oldObject === undefined ? undefined : checkBounds(req.oldObject);
-  const oldObject = oldViolation === undefined ? req.oldObject : undefined;
-
+  // nested deeper, or holding longer strings or lists, than Breeze's limits. The check counts
+  // against the request's CPU budget too.
   const budget = deps.newBudget?.() ?? new CpuBudget();
   try {
+    const violation = checkBounds(req.object, DEFAULT_BOUNDS, [], budget);
+    if (violation !== undefined) return tooBig(violation.path, violation.message);
+    // The stored object is only read for a few fields (the mutator's previous VIP); one beyond
+    // the bounds (stored before Breeze was installed) must not block the update that fixes it.
+    const oldViolation =
+      req.oldObject === undefined ? undefined : checkBounds(req.oldObject, DEFAULT_BOUNDS, [], budget);
+    const oldObject = oldViolation === undefined ? req.oldObject : undefined;
     if (webhook === 'mutate')
       return { decision: mutate(kind, req.object, { namespace, name, req, deps, oldObject }) };
     const findings = VALIDATORS[kind](req.object, { view: deps.view, namespace, budget });

@@ -57,16 +57,21 @@ function render(path: readonly (string | number)[]): string {
 /**
  * Checks a parsed JSON value against the depth, string length and list length bounds without
  * recursion (a value nested 100,000 deep costs a loop, not the stack). Keys count as strings.
- * Cost is linear in the value's size. Returns the first violation, or undefined.
+ * Cost is linear in the value's size. Returns the first violation, or undefined. With a budget,
+ * its check() is called now and then (and may throw BudgetExceeded).
  */
 export function checkBounds(
   value: unknown,
   bounds: Bounds = DEFAULT_BOUNDS,
   rootPath: readonly (string | number)[] = [],
+  budget?: { check(): void },
 ): BoundsViolation | undefined {
   const stack: Frame[] = [new Frame(value, 0, undefined, undefined)];
   const at = (frame: Frame): string => render(segments(frame, rootPath));
+  let visited = 0;
   while (stack.length > 0) {
+    // The request's CPU budget (when given) is checked every 1,024 containers or long strings.
+    if (budget !== undefined && (++visited & 1023) === 0) budget.check();
     const frame = stack.pop() as Frame;
     const { value: v, depth } = frame;
     if (typeof v === 'string') {

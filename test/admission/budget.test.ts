@@ -106,3 +106,30 @@ t.test('BudgetExceeded names the budget; an unlimited budget never expires', asy
   t.equal(b.exceeded, true);
   t.doesNotThrow(() => CpuBudget.unlimited().check());
 });
+
+t.test('the bounds check counts against the budget: a huge object is cut short, not walked', async (t) => {
+  const store = new ConfigStore();
+  let clock = 0;
+  const deps = {
+    view: store,
+    vips: new VipAllocator(new Ipv4Range('240.240.0.0/16'), store),
+    // Every clock read is 10 ms later: the third check (after 3,072 values) is past 25 ms.
+    newBudget: () => new CpuBudget(REQUEST_CPU_BUDGET_MS, () => (clock += 10)),
+  };
+  const review = structuredClone(vsReview) as any;
+  review.request.object.spec.x = Array.from({ length: 5_000 }, () => ({}));
+  const r = admit('validate', review, deps);
+  t.match(r.body, {
+    response: {
+      uid: 'budget-1',
+      allowed: false,
+      status: {
+        code: 422,
+        message: `(object): the object is too costly to check: Breeze stops after ${REQUEST_CPU_BUDGET_MS} ms of work on one request`,
+      },
+    },
+  });
+  const small = structuredClone(vsReview);
+  clock = 0;
+  t.match(admit('validate', small, deps).body, { response: { allowed: true } });
+});
