@@ -48,7 +48,7 @@ type LabelArg = Record<string, string | number>;
 
 /**
  * Closes a metric's labels: every call that takes labels (inc, dec, set, observe, startTimer,
- * labels, remove) has each value mapped onto its label's known values (else `other`) before
+ * labels, remove, zero) has each value mapped onto its label's known values (else `other`) before
  * prom-client sees it. Applies to every caller, in src/ or not.
  */
 function closed<M extends Counter | Gauge | Histogram>(
@@ -67,7 +67,7 @@ function closed<M extends Counter | Gauge | Histogram>(
     return out;
   };
   const target = metric as unknown as Record<string, unknown>;
-  for (const method of ['inc', 'dec', 'set', 'observe', 'startTimer', 'remove', 'labels']) {
+  for (const method of ['inc', 'dec', 'set', 'observe', 'startTimer', 'remove', 'labels', 'zero']) {
     const original = target[method];
     if (typeof original !== 'function') continue;
     target[method] = (...args: unknown[]): unknown => {
