@@ -1,4 +1,5 @@
 import { asRecord, asString, asStringMap, type JsonRecord } from '../model/json.js';
+import { MAX_QUOTED_LENGTH, quote } from '../model/limits.js';
 import {
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
@@ -32,8 +33,8 @@ export function guardEnvoyFilter(
   if (!breezeOwned(req.object) && !breezeOwned(req.oldObject)) return undefined;
   if (breezeUsers.includes(req.user) || SYSTEM_USERS.includes(req.user)) return undefined;
   const annotations = asStringMap(asRecord((req.oldObject ?? req.object)?.metadata)?.annotations);
-  const service = annotations[SERVICE_ANNOTATION];
-  const sources = annotations[SOURCES_ANNOTATION];
+  const service = shown(annotations[SERVICE_ANNOTATION]);
+  const sources = shown(annotations[SOURCES_ANNOTATION]);
   const editInstead =
     service !== undefined
       ? `edit ${service.replace(/\//, ' ')}${sources !== undefined && sources !== service ? ` (sources: ${sources})` : ''} instead`
@@ -41,7 +42,12 @@ export function guardEnvoyFilter(
   const verb = req.operation.toLowerCase();
   const name = req.name !== '' ? req.name : (asString(asRecord(req.object?.metadata)?.name) ?? '');
   const message =
-    `EnvoyFilter ${req.namespace}/${name} is managed by Breeze (label ${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}) ` +
+    `EnvoyFilter ${shown(req.namespace)}/${shown(name)} is managed by Breeze (label ${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}) ` +
     `and only Breeze may ${verb} it; ${editInstead}, and Breeze rewrites it`;
   return { allowed: false, code: 403, reason: 'Forbidden', message };
+}
+
+/** A value from the request as it appears in the message: as is when short, else quoted and cut. */
+function shown<T extends string | undefined>(value: T): T {
+  return (value === undefined || value.length <= MAX_QUOTED_LENGTH ? value : quote(value)) as T;
 }

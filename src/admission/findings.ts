@@ -1,3 +1,5 @@
+import { MAX_PROBLEMS_LISTED, MAX_WARNINGS } from '../model/limits.js';
+
 /** What a validator found: hard problems (deny) with the field path, and soft ones (warnings). */
 export interface Problem {
   /** Kubernetes field path, e.g. `spec.ports[1]` or `metadata.annotations[interface]`. */
@@ -63,20 +65,148 @@ export function key(path: string, k: string): string {
   return `${path}[${k}]`;
 }
 
-/** Renders problems as the denial message: `<path>: <message>` joined by `; `. */
-export function formatProblems(problems: readonly Problem[]): string {
-  return problems.map((p) => `${p.path}: ${p.message}`).join('; ');
+/** A problem's field path is cut to this many characters in a denial (map keys come from input). */
+export const MAX_PROBLEM_PATH_LENGTH = 200;
+/** A problem's message is cut to this many characters in a denial. */
+export const MAX_PROBLEM_MESSAGE_LENGTH = 400;
+/** The listed problems of one denial stop once their rendering passes this many characters. */
+export const MAX_DENIAL_MESSAGE_LENGTH = 16_000;
+
+function cut(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
 
-/** JSON rendering of a user value for messages, shortened so a message stays readable. */
-export function show(value: unknown): string {
-  let s: string;
-  try {
-    // JSON.stringify answers undefined for undefined and functions, whatever its type says.
-    const json = JSON.stringify(value) as string | undefined;
-    s = json ?? String(value);
-  } catch {
-    s = String(value);
+/**
+ * The problems a denial lists: at most MAX_PROBLEMS_LISTED, each with its path and message cut,
+ * stopping early once the rendering passes MAX_DENIAL_MESSAGE_LENGTH; `more` counts the rest.
+ * Whatever the input, a denial stays a few tens of KiB.
+ */
+export function listProblems(problems: readonly Problem[]): {
+  readonly listed: readonly Problem[];
+  readonly more: number;
+} {
+  const listed: Problem[] = [];
+  let length = 0;
+  for (const p of problems) {
+    if (listed.length >= MAX_PROBLEMS_LISTED || length >= MAX_DENIAL_MESSAGE_LENGTH) break;
+    const shown = {
+      path: cut(p.path, MAX_PROBLEM_PATH_LENGTH),
+      message: cut(p.message, MAX_PROBLEM_MESSAGE_LENGTH),
+    };
+    listed.push(shown);
+    length += shown.path.length + shown.message.length + 4;
   }
-  return s.length <= 60 ? s : `${s.slice(0, 57)}...`;
+  return { listed, more: problems.length - listed.length };
+}
+
+/** The line that stands for the problems a denial does not list. */
+export function moreProblems(more: number): string {
+  return `... and ${more} more problem${more === 1 ? '' : 's'}`;
+}
+
+/**
+ * Renders problems as the denial message: `<path>: <message>` joined by `; `, at most
+ * MAX_PROBLEMS_LISTED of them (see listProblems), then `... and N more problems`.
+ */
+export function formatProblems(problems: readonly Problem[]): string {
+  const { listed, more } = listProblems(problems);
+  const parts = listed.map((p) => `${p.path}: ${p.message}`);
+  if (more > 0) parts.push(moreProblems(more));
+  return parts.join('; ');
+}
+
+/**
+ * The warnings an answer carries: each cut to MAX_WARNING_LENGTH, at most MAX_WARNINGS, the last
+ * of which says how many more there were (`... and N more warnings`).
+ */
+export function boundWarnings(warnings: readonly string[]): string[] {
+  const out: string[] = [];
+  const listed = warnings.length <= MAX_WARNINGS ? warnings.length : MAX_WARNINGS - 1;
+  for (let i = 0; i < listed; i++) out.push(cut(warnings[i] as string, MAX_WARNING_LENGTH));
+  if (listed < warnings.length) out.push(`... and ${warnings.length - listed} more warnings`);
+  return out;
+}
+
+/** Characters of a value show() renders before it cuts (its result is at most 60). */
+const SHOW_LENGTH = 60;
+
+/**
+ * JSON rendering of a user value for messages, shortened so a message stays readable: what
+ * JSON.stringify gives, cut to 60 characters. Renders only the first characters of the value
+ * (a loop, no recursion), so a 100,000-item list or a value nested 100,000 deep costs no more
+ * than a short one.
+ */
+export function show(value: unknown): string {
+  const s = jsonPrefix(value, SHOW_LENGTH + 1);
+  return s.length <= SHOW_LENGTH ? s : `${s.slice(0, SHOW_LENGTH - 3)}...`;
+}
+
+/** Scalar as JSON.stringify renders it at top level (undefined and functions: String()). */
+function scalar(value: unknown, limit: number): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > limit ? value.slice(0, limit) : value);
+  try {
+    const json = JSON.stringify(value) as string | undefined;
+    return json ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+/**
+ * The first `limit` (or more) characters of JSON.stringify(value), without rendering the rest:
+ * an explicit stack of open containers instead of recursion. Array items JSON cannot render
+ * become null and such object members are left out, as JSON.stringify does.
+ */
+function jsonPrefix(value: unknown, limit: number): string {
+  if (value === null || typeof value !== 'object') return scalar(value, limit);
+  type Open =
+    | { items: readonly unknown[]; keys: undefined; i: number }
+    | { items: Record<string, unknown>; keys: string[]; i: number; wrote: boolean };
+  const stack: Open[] = [];
+  let out = '';
+  let v: unknown = value;
+  const renderable = (x: unknown): boolean =>
+    x !== undefined && typeof x !== 'function' && typeof x !== 'symbol';
+  while (out.length < limit) {
+    if (v === null || typeof v !== 'object') out += v === undefined ? 'null' : scalar(v, limit);
+    else if (Array.isArray(v)) {
+      out += '[';
+      stack.push({ items: v, keys: undefined, i: 0 });
+    } else {
+      out += '{';
+      stack.push({ items: v as Record<string, unknown>, keys: Object.keys(v), i: 0, wrote: false });
+    }
+    let next = false;
+    while (!next && out.length < limit) {
+      const top = stack[stack.length - 1];
+      if (top === undefined) return out;
+      if (top.keys === undefined) {
+        if (top.i < top.items.length) {
+          if (top.i > 0) out += ',';
+          const item = top.items[top.i++];
+          v = renderable(item) ? item : null;
+          next = true;
+        } else {
+          out += ']';
+          stack.pop();
+        }
+      } else {
+        while (top.i < top.keys.length) {
+          const k = top.keys[top.i++] as string;
+          const item = top.items[k];
+          if (!renderable(item)) continue;
+          out += `${top.wrote ? ',' : ''}${JSON.stringify(k.length > limit ? k.slice(0, limit) : k)}:`;
+          top.wrote = true;
+          v = item;
+          next = true;
+          break;
+        }
+        if (!next) {
+          out += '}';
+          stack.pop();
+        }
+      }
+    }
+  }
+  return out;
 }

@@ -1,7 +1,9 @@
 import { BreezeError } from '../errors.js';
+import { checkBounds, DEFAULT_BOUNDS } from '../model/bounds.js';
 import { asRecord, asString, type JsonRecord } from '../model/json.js';
 import { handledKind, objectRef, type HandledKind } from '../model/kinds.js';
 import type { ConfigView } from '../cache/store.js';
+import { BudgetExceeded, CpuBudget } from './budget.js';
 import { guardEnvoyFilter } from './envoyfilter-guard.js';
 import { mutateServiceEntry } from './mutators/serviceentry.js';
 import {
@@ -38,6 +40,8 @@ export interface AdmissionDeps {
   readonly onAdmitted?: (change: AdmittedChange) => void;
   /** Usernames allowed to change Breeze's EnvoyFilters (Breeze's own service account). */
   readonly breezeUsers?: readonly string[];
+  /** A new CPU budget for one request (default: REQUEST_CPU_BUDGET_MS of wall time from now). */
+  readonly newBudget?: () => CpuBudget;
 }
 
 /** One line of the decision log (no object bodies, no secrets). */
@@ -63,8 +67,10 @@ export interface AdmissionResult {
 }
 
 /**
- * The whole admission path for one HTTP body: decode, decide, encode. Never throws: a body that
- * is not a review is a 400, a bug in a validator is a 500 that still echoes the uid.
+ * The whole admission path for one HTTP body: decode, decide, encode, then (only then) record.
+ * Never throws: a body that is not a review is a 400, a bug in a validator is a 500 that still
+ * echoes the uid. Nothing changes Breeze's state (the admission feed, VIP reservations) before
+ * every step that can fail has succeeded: the feed is called last, after the answer is encoded.
  */
 export function admit(webhook: Webhook, body: unknown, deps: AdmissionDeps): AdmissionResult {
   let req: AdmissionRequest;
@@ -78,9 +84,15 @@ export function admit(webhook: Webhook, body: unknown, deps: AdmissionDeps): Adm
     const message = err instanceof BreezeError ? err.message : 'the body is not an AdmissionReview';
     return { httpStatus: 400, body: { message }, record: undefined };
   }
-  let decision: Decision;
   try {
-    decision = decide(webhook, req, deps);
+    const { decision, commit } = decide(webhook, req, deps);
+    const result: AdmissionResult = {
+      httpStatus: 200,
+      body: encodeReview(req.apiVersion, req.uid, decision),
+      record: recordOf(webhook, req, decision),
+    };
+    commit?.();
+    return result;
   } catch (error) {
     const d: Decision = {
       allowed: false,
@@ -95,11 +107,13 @@ export function admit(webhook: Webhook, body: unknown, deps: AdmissionDeps): Adm
       error,
     };
   }
-  return {
-    httpStatus: 200,
-    body: encodeReview(req.apiVersion, req.uid, decision),
-    record: recordOf(webhook, req, decision),
-  };
+}
+
+/** Longest kind, namespace, name or user a decision record (a log line, a metric) carries. */
+const MAX_RECORD_FIELD_LENGTH = 253;
+
+function short(value: string): string {
+  return value.length <= MAX_RECORD_FIELD_LENGTH ? value : `${value.slice(0, MAX_RECORD_FIELD_LENGTH)}…`;
 }
 
 function recordOf(webhook: Webhook, req: AdmissionRequest, d: Decision): DecisionRecord {
@@ -107,55 +121,102 @@ function recordOf(webhook: Webhook, req: AdmissionRequest, d: Decision): Decisio
   return {
     webhook,
     uid: req.uid,
-    kind: req.kind,
-    namespace: req.namespace !== '' ? req.namespace : meta.namespace,
-    name: req.name !== '' ? req.name : meta.name,
+    kind: short(req.kind),
+    namespace: short(req.namespace !== '' ? req.namespace : meta.namespace),
+    name: short(req.name !== '' ? req.name : meta.name),
     operation: req.operation,
     dryRun: req.dryRun,
-    user: req.user,
+    user: short(req.user),
     allowed: d.allowed,
     code: d.code,
   };
 }
 
-function decide(webhook: Webhook, req: AdmissionRequest, deps: AdmissionDeps): Decision {
+/** A decision and what recording it changes, run by admit() only once the answer is encoded. */
+interface Decided {
+  readonly decision: Decision;
+  readonly commit?: () => void;
+}
+
+/** A denial naming a bound the request exceeds (never a 500). */
+function tooBig(path: string, message: string): Decided {
+  return { decision: deny([{ path: path === '' ? '(object)' : path, message }]) };
+}
+
+function decide(webhook: Webhook, req: AdmissionRequest, deps: AdmissionDeps): Decided {
   if (webhook === 'validate') {
     const guarded = guardEnvoyFilter(req, deps.breezeUsers ?? []);
-    if (guarded !== undefined) return guarded;
+    if (guarded !== undefined) return { decision: guarded };
   }
   const kind = handledKind(req.group, req.version, req.kind);
-  if (kind === undefined) return allow();
+  if (kind === undefined) return { decision: allow() };
   const source = req.object ?? req.oldObject ?? {};
   const meta = objectRef(source, req.namespace !== '' ? req.namespace : 'default');
   const namespace = req.namespace !== '' ? req.namespace : meta.namespace;
   const name = req.name !== '' ? req.name : meta.name;
 
   if (req.operation === 'DELETE' || req.operation === 'CONNECT' || req.object === undefined) {
+    // Only a few metadata fields of oldObject are read: a DELETE is never denied for its size.
     if (webhook === 'validate' && req.operation === 'DELETE' && !req.dryRun) {
       const deletedVersion = asString(asRecord(req.oldObject?.metadata)?.resourceVersion);
-      deps.onAdmitted?.({ operation: 'DELETE', kind, namespace, name, object: undefined, deletedVersion });
+      const onAdmitted = deps.onAdmitted;
+      return {
+        decision: allow(),
+        commit: () =>
+          onAdmitted?.({ operation: 'DELETE', kind, namespace, name, object: undefined, deletedVersion }),
+      };
     }
-    return allow();
+    return { decision: allow() };
   }
 
-  if (webhook === 'mutate') return mutate(kind, req.object, { namespace, name, req, deps });
-
-  const findings = VALIDATORS[kind](req.object, { view: deps.view, namespace });
-  if (findings.problems.length > 0) return deny(findings.problems, findings.warnings);
-  if (!req.dryRun) deps.onAdmitted?.({ operation: req.operation, kind, namespace, name, object: req.object });
-  return allow(findings.warnings);
+  // Bounds first: nothing below (validators, mutators, the cache, canonicalJson) sees an object
+  // nested deeper, or holding longer strings or lists, than Breeze's limits. The check counts
+  // against the request's CPU budget too.
+  const budget = deps.newBudget?.() ?? new CpuBudget();
+  try {
+    const violation = checkBounds(req.object, DEFAULT_BOUNDS, [], budget);
+    if (violation !== undefined) return tooBig(violation.path, violation.message);
+    // The stored object is only read for a few fields (the mutator's previous VIP); one beyond
+    // the bounds (stored before Breeze was installed) must not block the update that fixes it.
+    const oldViolation =
+      req.oldObject === undefined ? undefined : checkBounds(req.oldObject, DEFAULT_BOUNDS, [], budget);
+    const oldObject = oldViolation === undefined ? req.oldObject : undefined;
+    if (webhook === 'mutate')
+      return { decision: mutate(kind, req.object, { namespace, name, req, deps, oldObject }) };
+    const findings = VALIDATORS[kind](req.object, { view: deps.view, namespace, budget });
+    if (findings.problems.length > 0) return { decision: deny(findings.problems, findings.warnings) };
+    const decision = allow(findings.warnings);
+    if (req.dryRun || deps.onAdmitted === undefined) return { decision };
+    const onAdmitted = deps.onAdmitted;
+    const change: AdmittedChange = { operation: req.operation, kind, namespace, name, object: req.object };
+    return { decision, commit: () => onAdmitted(change) };
+  } catch (err) {
+    if (err instanceof BudgetExceeded)
+      return { decision: deny([{ path: '(object)', message: err.message }]) };
+    throw err;
+  }
 }
 
+/**
+ * The mutator runs last on the mutating path and its VIP reservation is its last step: nothing
+ * after it (encoding the answer) can fail, so no VIP is reserved for a request that then fails.
+ */
 function mutate(
   kind: HandledKind,
   object: JsonRecord,
-  c: { namespace: string; name: string; req: AdmissionRequest; deps: AdmissionDeps },
+  c: {
+    namespace: string;
+    name: string;
+    req: AdmissionRequest;
+    deps: AdmissionDeps;
+    oldObject: JsonRecord | undefined;
+  },
 ): Decision {
   if (kind !== 'ServiceEntry') return allow();
   const result = mutateServiceEntry(object, {
     namespace: c.namespace,
     name: c.name,
-    oldObject: c.req.oldObject,
+    oldObject: c.oldObject,
     vips: c.deps.vips,
     dryRun: c.req.dryRun,
   });

@@ -1,7 +1,8 @@
 import { BreezeError } from '../errors.js';
 import { asRecord, asString, isRecord, type JsonRecord } from '../model/json.js';
+import { quote } from '../model/limits.js';
 import type { Problem } from './findings.js';
-import { formatProblems } from './findings.js';
+import { boundWarnings, formatProblems, listProblems, moreProblems, show } from './findings.js';
 
 export const REVIEW_VERSIONS = ['admission.k8s.io/v1', 'admission.k8s.io/v1beta1'] as const;
 export type ReviewVersion = (typeof REVIEW_VERSIONS)[number];
@@ -26,38 +27,44 @@ export interface AdmissionRequest {
   readonly oldObject: JsonRecord | undefined;
 }
 
+/** Longest request.uid echoed (the API server sends a 36-character UUID). */
+export const MAX_UID_LENGTH = 256;
+
 /**
- * Decodes an AdmissionReview. A body that is not a review, or a review without `request.uid`,
- * throws BAD_REQUEST (the server answers HTTP 400). A review with a uid but other broken parts
- * also throws BAD_REQUEST, carrying the uid so the answer can echo it.
+ * Decodes an AdmissionReview. The uid is read first: once `request.uid` is readable, every other
+ * defect (wrong apiVersion or kind, missing or broken fields) throws a ReviewError carrying it, so
+ * the answer is an in-band denial with code 400 (a webhook with failurePolicy Ignore must never
+ * be bypassed with a bare 4xx). Only a body whose uid cannot be read throws BAD_REQUEST (HTTP 400).
  */
 export function decodeReview(body: unknown): AdmissionRequest {
   if (!isRecord(body))
     throw new BreezeError('BAD_REQUEST', 'the body must be a JSON object (an AdmissionReview)');
+  const request = asRecord(body.request);
+  const uid = asString(request?.uid);
   const apiVersion = asString(body.apiVersion);
   const version = REVIEW_VERSIONS.find((v) => v === apiVersion);
-  if (version === undefined) {
+  const versionMessage = `apiVersion must be admission.k8s.io/v1 or admission.k8s.io/v1beta1, got ${
+    apiVersion === undefined ? 'null' : quote(apiVersion)
+  }`;
+  const kindMessage = `kind must be AdmissionReview, got ${show(body.kind ?? null)}`;
+  if (request === undefined || uid === undefined || uid === '' || uid.length > MAX_UID_LENGTH) {
+    if (version === undefined) throw new BreezeError('BAD_REQUEST', versionMessage);
+    if (body.kind !== 'AdmissionReview') throw new BreezeError('BAD_REQUEST', kindMessage);
+    if (request === undefined)
+      throw new BreezeError('BAD_REQUEST', 'request is missing: not an AdmissionReview request');
     throw new BreezeError(
       'BAD_REQUEST',
-      `apiVersion must be admission.k8s.io/v1 or admission.k8s.io/v1beta1, got ${JSON.stringify(apiVersion ?? null)}`,
+      uid !== undefined && uid.length > MAX_UID_LENGTH
+        ? `request.uid is longer than ${MAX_UID_LENGTH} characters`
+        : 'request.uid is missing or empty',
     );
   }
-  if (body.kind !== 'AdmissionReview') {
-    throw new BreezeError(
-      'BAD_REQUEST',
-      `kind must be AdmissionReview, got ${JSON.stringify(body.kind ?? null)}`,
-    );
-  }
-  const request = asRecord(body.request);
-  if (request === undefined)
-    throw new BreezeError('BAD_REQUEST', 'request is missing: not an AdmissionReview request');
-  const uid = asString(request.uid);
-  if (uid === undefined || uid === '')
-    throw new BreezeError('BAD_REQUEST', 'request.uid is missing or empty');
 
   const fail = (message: string): never => {
-    throw new ReviewError(version, uid, message);
+    throw new ReviewError(version ?? 'admission.k8s.io/v1', uid, message);
   };
+  if (version === undefined) fail(versionMessage);
+  if (body.kind !== 'AdmissionReview') fail(kindMessage);
   const gvk = asRecord(request.kind) ?? fail('request.kind must be an object with group, version and kind');
   const kind = asString(gvk.kind) ?? fail('request.kind.kind must be a string');
   const operation =
@@ -69,7 +76,7 @@ export function decodeReview(body: unknown): AdmissionRequest {
     fail(`request.object is required for ${operation}`);
   }
   return {
-    apiVersion: version,
+    apiVersion: version ?? 'admission.k8s.io/v1',
     uid,
     group: asString(gvk.group) ?? '',
     version: asString(gvk.version) ?? '',
@@ -134,20 +141,41 @@ export function deny(problems: readonly Problem[], warnings: readonly string[] =
   };
 }
 
-/** Encodes the response AdmissionReview in the request's version, always echoing the uid. */
+/** Longest `status.message` of an answer (a denial lists its problems within this). */
+export const MAX_STATUS_MESSAGE_LENGTH = 20_000;
+
+/**
+ * Encodes the response AdmissionReview in the request's version, always echoing the uid. Bounded
+ * whatever the decision holds: at most MAX_PROBLEMS_LISTED causes (then one counting the rest),
+ * at most MAX_WARNINGS warnings, a message of at most MAX_STATUS_MESSAGE_LENGTH characters.
+ * Builds plain data only, so it cannot throw.
+ */
 export function encodeReview(apiVersion: ReviewVersion, uid: string, d: Decision): JsonRecord {
   const response: JsonRecord = { uid, allowed: d.allowed };
   if (!d.allowed) {
-    const status: JsonRecord = { status: 'Failure', code: d.code, message: d.message ?? '' };
+    const message = d.message ?? '';
+    const status: JsonRecord = {
+      status: 'Failure',
+      code: d.code,
+      message:
+        message.length <= MAX_STATUS_MESSAGE_LENGTH
+          ? message
+          : `${message.slice(0, MAX_STATUS_MESSAGE_LENGTH - 1)}…`,
+    };
     if (d.reason !== undefined) status.reason = d.reason;
     if (d.problems !== undefined && d.problems.length > 0) {
-      status.details = {
-        causes: d.problems.map((p) => ({ type: 'FieldValueInvalid', field: p.path, message: p.message })),
-      };
+      const { listed, more } = listProblems(d.problems);
+      const causes: JsonRecord[] = listed.map((p) => ({
+        type: 'FieldValueInvalid',
+        field: p.path,
+        message: p.message,
+      }));
+      if (more > 0) causes.push({ type: 'FieldValueInvalid', field: '', message: moreProblems(more) });
+      status.details = { causes };
     }
     response.status = status;
   }
-  if (d.warnings !== undefined && d.warnings.length > 0) response.warnings = [...d.warnings];
+  if (d.warnings !== undefined && d.warnings.length > 0) response.warnings = boundWarnings(d.warnings);
   if (d.allowed && d.patch !== undefined && d.patch.length > 0) {
     response.patchType = 'JSONPatch';
     response.patch = Buffer.from(JSON.stringify(d.patch)).toString('base64');

@@ -21,10 +21,25 @@ export const DEFAULT_BOUNDS: Bounds = {
 
 const MAX_PATH_SEGMENTS = 20;
 
-interface Frame {
-  readonly value: unknown;
-  readonly depth: number;
-  readonly path: readonly (string | number)[];
+/**
+ * One value still to check. The path is kept as a link to the parent frame (not a copied array),
+ * so a value costs O(1) however deep it sits; it is rendered only for the one violation found.
+ */
+class Frame {
+  constructor(
+    readonly value: unknown,
+    readonly depth: number,
+    readonly parent: Frame | undefined,
+    readonly key: string | number | undefined,
+  ) {}
+}
+
+function segments(frame: Frame, rootPath: readonly (string | number)[]): (string | number)[] {
+  const out: (string | number)[] = [];
+  for (let f: Frame | undefined = frame; f !== undefined; f = f.parent)
+    if (f.key !== undefined) out.push(f.key);
+  out.reverse();
+  return [...rootPath, ...out];
 }
 
 function render(path: readonly (string | number)[]): string {
@@ -42,20 +57,27 @@ function render(path: readonly (string | number)[]): string {
 /**
  * Checks a parsed JSON value against the depth, string length and list length bounds without
  * recursion (a value nested 100,000 deep costs a loop, not the stack). Keys count as strings.
- * Cost is linear in the value's size. Returns the first violation, or undefined.
+ * Cost is linear in the value's size. Returns the first violation, or undefined. With a budget,
+ * its check() is called now and then (and may throw BudgetExceeded).
  */
 export function checkBounds(
   value: unknown,
   bounds: Bounds = DEFAULT_BOUNDS,
   rootPath: readonly (string | number)[] = [],
+  budget?: { check(): void },
 ): BoundsViolation | undefined {
-  const stack: Frame[] = [{ value, depth: 0, path: rootPath }];
+  const stack: Frame[] = [new Frame(value, 0, undefined, undefined)];
+  const at = (frame: Frame): string => render(segments(frame, rootPath));
+  let visited = 0;
   while (stack.length > 0) {
-    const { value: v, depth, path } = stack.pop() as Frame;
+    // The request's CPU budget (when given) is checked every 1,024 containers or long strings.
+    if (budget !== undefined && (++visited & 1023) === 0) budget.check();
+    const frame = stack.pop() as Frame;
+    const { value: v, depth } = frame;
     if (typeof v === 'string') {
       if (v.length > bounds.maxStringLength) {
         return {
-          path: render(path),
+          path: at(frame),
           message: `a string of ${v.length} characters is longer than Breeze's limit of ${bounds.maxStringLength} (no object etcd stores holds one)`,
         };
       }
@@ -64,19 +86,27 @@ export function checkBounds(
     if (v === null || typeof v !== 'object') continue;
     if (depth >= bounds.maxDepth) {
       return {
-        path: render(path),
+        path: at(frame),
         message: `nested deeper than Breeze's limit of ${bounds.maxDepth} levels`,
       };
     }
     if (Array.isArray(v)) {
       if (v.length > bounds.maxListItems) {
         return {
-          path: render(path),
+          path: at(frame),
           message: `a list of ${v.length} items is longer than Breeze's limit of ${bounds.maxListItems}`,
         };
       }
-      for (let i = v.length - 1; i >= 0; i--)
-        stack.push({ value: v[i], depth: depth + 1, path: [...path.slice(0, MAX_PATH_SEGMENTS), i] });
+      for (let i = v.length - 1; i >= 0; i--) {
+        const item: unknown = v[i];
+        // Scalars other than strings cannot break a bound: no frame for them.
+        if (
+          typeof item === 'string'
+            ? item.length > bounds.maxStringLength
+            : typeof item === 'object' && item !== null
+        )
+          stack.push(new Frame(item, depth + 1, frame, i));
+      }
       continue;
     }
     const keys = Object.keys(v);
@@ -84,15 +114,17 @@ export function checkBounds(
       const k = keys[i] as string;
       if (k.length > bounds.maxStringLength) {
         return {
-          path: render(path),
+          path: at(frame),
           message: `a key of ${k.length} characters is longer than Breeze's limit of ${bounds.maxStringLength}`,
         };
       }
-      stack.push({
-        value: (v as Record<string, unknown>)[k],
-        depth: depth + 1,
-        path: [...path.slice(0, MAX_PATH_SEGMENTS), k],
-      });
+      const item = (v as Record<string, unknown>)[k];
+      if (
+        typeof item === 'string'
+          ? item.length > bounds.maxStringLength
+          : typeof item === 'object' && item !== null
+      )
+        stack.push(new Frame(item, depth + 1, frame, k));
     }
   }
   return undefined;

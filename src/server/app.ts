@@ -1,12 +1,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { admit, type AdmissionDeps, type AdmissionResult, type Webhook } from '../admission/handler.js';
 import { parseGoDuration } from '../model/duration.js';
 import { BreezeError, isBreezeError, type BreezeErrorCode } from '../errors.js';
 import { asRecord, asString } from '../model/json.js';
+import { quote } from '../model/limits.js';
 import type { Logger } from '../telemetry/logger.js';
-import type { Metrics } from '../telemetry/metrics.js';
+import { knownOr, LABEL_VALUES, type Metrics } from '../telemetry/metrics.js';
 
 export type WebhookApp = FastifyInstance<HttpsServer, IncomingMessage, ServerResponse>;
 
@@ -24,25 +27,46 @@ export interface WebhookAppOptions {
    * API server moves its keep-alive connections to other replicas before this one stops listening.
    */
   readonly draining?: () => boolean;
+  /** Shorter timeouts for tests; the defaults are DEFAULT_TIMEOUTS. */
+  readonly timeouts?: Partial<ServerTimeouts>;
 }
 
 /** The API server caps AdmissionReview bodies well below this; controller-runtime uses the same. */
 export const BODY_LIMIT_BYTES = 7 * 1024 * 1024;
 
-// Server timeouts, all against slow or idle clients rather than against the API server:
-// - requestTimeout 30 s: the whole request must arrive within 30 s. A webhook's timeoutSeconds is
-//   at most 30, so the API server has given up on anything slower.
-// - headersTimeout 10 s: headers arrive at once from a real client; a slowloris does not.
-// - handshakeTimeout 10 s: the same for the TLS handshake (Node's default is 120 s).
-// - keepAliveTimeout 120 s: longer than the API server's idle-connection timeout (Go's
-//   http.Transport default, 90 s), so the client always closes an idle connection first and never
-//   sends a POST on a connection the server is closing at the same moment.
-// - connectionsCheckingInterval 2 s: how often Node enforces the two request timeouts (default 30 s).
-const REQUEST_TIMEOUT_MS = 30_000;
-const HEADERS_TIMEOUT_MS = 10_000;
-const HANDSHAKE_TIMEOUT_MS = 10_000;
-const KEEP_ALIVE_TIMEOUT_MS = 120_000;
-const CONNECTIONS_CHECKING_INTERVAL_MS = 2_000;
+/**
+ * Server timeouts, all against slow or idle clients rather than against the API server:
+ * - requestMs 30 s: the whole request must arrive within 30 s. A webhook's timeoutSeconds is at
+ *   most 30, so the API server has given up on anything slower.
+ * - headersMs 10 s: headers arrive at once from a real client; a slowloris does not.
+ * - handshakeMs 10 s: the same for the TLS handshake (Node's default is 120 s).
+ * - keepAliveMs 120 s: longer than the API server's idle-connection timeout (Go's
+ *   http.Transport default, 90 s), so the client always closes an idle connection first and never
+ *   sends a POST on a connection the server is closing at the same moment.
+ * - checkIntervalMs 2 s: how often Node enforces the two request timeouts (default 30 s).
+ *
+ * Node measures headersTimeout and requestTimeout from the first byte of the current request (or,
+ * before any byte, from the end of the TLS handshake), so the handshake and the idle time before
+ * the first byte came on top: a client that waited 9 s before a slowloris was closed at 20 s, one
+ * that waited 9 s before a half-sent body at 40 s, one that also stretched the handshake later
+ * still. The first request of a connection is therefore also held to deadlines counted from the
+ * TCP accept (see guardFirstRequest): its headers by headersMs, all of it by requestMs.
+ */
+export interface ServerTimeouts {
+  readonly requestMs: number;
+  readonly headersMs: number;
+  readonly handshakeMs: number;
+  readonly keepAliveMs: number;
+  readonly checkIntervalMs: number;
+}
+
+export const DEFAULT_TIMEOUTS: ServerTimeouts = {
+  requestMs: 30_000,
+  headersMs: 10_000,
+  handshakeMs: 10_000,
+  keepAliveMs: 120_000,
+  checkIntervalMs: 2_000,
+};
 /** Kept back from the API server's ?timeout= so our answer arrives before it gives up. */
 const DEADLINE_MARGIN_MAX_MS = 500;
 
@@ -78,6 +102,7 @@ interface Exchange {
 export function buildWebhookApp(opts: WebhookAppOptions): WebhookApp {
   const { logger, metrics, admission } = opts;
   const decisions = decisionLogger(logger);
+  const timeouts: ServerTimeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
   const app = Fastify({
     https: {
       cert: opts.tls.cert,
@@ -86,24 +111,39 @@ export function buildWebhookApp(opts: WebhookAppOptions): WebhookApp {
       ...(opts.tls.ca === undefined ? {} : { ca: opts.tls.ca, requestCert: true, rejectUnauthorized: true }),
       // HTTP/1.1 only: no h2 (CVE-2023-44487, and the API server speaks HTTP/1.1 to webhooks).
       ALPNProtocols: ['http/1.1'],
-      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
-      requestTimeout: REQUEST_TIMEOUT_MS,
-      headersTimeout: HEADERS_TIMEOUT_MS,
-      connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS,
+      handshakeTimeout: timeouts.handshakeMs,
+      requestTimeout: timeouts.requestMs,
+      headersTimeout: timeouts.headersMs,
+      connectionsCheckingInterval: timeouts.checkIntervalMs,
     },
     // fastify logs nothing itself: every line is ours (one per request, see finish()). Without a
     // logger instance fastify also skips making a child logger for each request.
     logger: false,
-    requestTimeout: REQUEST_TIMEOUT_MS,
-    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+    requestTimeout: timeouts.requestMs,
+    keepAliveTimeout: timeouts.keepAliveMs,
     return503OnClosing: true,
+    // JSON.parse makes a `__proto__` key an own data property, which is what the API server
+    // stores (an Istio object may hold one, e.g. as a header-match map key). fastify's default
+    // answers such a body with a bare 400, which a failurePolicy Ignore webhook (the EnvoyFilter
+    // guard) turns into "allowed". Breeze's code never copies input keys onto plain objects.
+    onProtoPoisoning: 'ignore',
+    onConstructorPoisoning: 'ignore',
   });
+  guardFirstRequest(app.server, timeouts);
 
   const exchanges = new WeakMap<FastifyRequest, Exchange>();
   let closing = false;
 
   // Only JSON: fastify answers 415 for any other media type it is sent.
   app.removeContentTypeParser('text/plain');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    try {
+      done(null, parseBody(body as string));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
 
   app.addHook('preClose', (done) => {
     closing = true;
@@ -160,13 +200,24 @@ export function buildWebhookApp(opts: WebhookAppOptions): WebhookApp {
       ex.timer = setTimeout(() => expire(ex, reply), budgetMs);
       ex.timer.unref();
     }
+    // Bodies are read as sent: a compressed one would only fail later as "not valid JSON".
+    const encoding = request.headers['content-encoding'];
+    if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
+      done(
+        new BreezeError(
+          'UNSUPPORTED_MEDIA_TYPE',
+          `Content-Encoding ${quote(encoding)} is not supported: send the AdmissionReview uncompressed (identity)`,
+        ),
+      );
+      return;
+    }
     const contentType = request.headers['content-type'];
     const essence = (contentType ?? '').split(';')[0]?.trim().toLowerCase();
     if (essence !== 'application/json') {
       done(
         new BreezeError(
           'UNSUPPORTED_MEDIA_TYPE',
-          `Content-Type must be application/json, got ${JSON.stringify(contentType ?? null)}`,
+          `Content-Type must be application/json, got ${contentType === undefined ? 'null' : quote(contentType)}`,
         ),
       );
       return;
@@ -242,6 +293,117 @@ export function buildWebhookApp(opts: WebhookAppOptions): WebhookApp {
   return app;
 }
 
+/** The first request of one connection, watched against deadlines counted from its TCP accept. */
+interface FirstRequest {
+  tls: TLSSocket | undefined;
+  req: IncomingMessage | undefined;
+  res: ServerResponse | undefined;
+  readonly timers: NodeJS.Timeout[];
+}
+
+const REQUEST_TIMEOUT_ANSWER = 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n';
+
+/**
+ * Holds the first request of every connection to deadlines counted from the TCP accept: headers
+ * within headersMs, the whole request within requestMs, the TLS handshake and any idle time
+ * before the first byte included (Node counts both timeouts only from the first byte of a
+ * request). Later requests on a kept-alive connection are Node's: counted from their first byte.
+ * A connection past its deadline gets a 408 (as Node sends) when nothing was answered yet, and
+ * is closed. Two unref'd timers per connection, cleared when it closes.
+ */
+function guardFirstRequest(server: HttpsServer, t: ServerTimeouts): void {
+  const first = new WeakMap<Socket, FirstRequest>();
+  const expire = (raw: Socket, state: FirstRequest): void => {
+    const { tls, res } = state;
+    if (tls !== undefined && !tls.destroyed && tls.writable && res?.headersSent !== true) {
+      tls.write(REQUEST_TIMEOUT_ANSWER, () => tls.destroy());
+      // A client that reads nothing still loses the connection.
+      setTimeout(() => raw.destroy(), 1_000).unref();
+    } else raw.destroy();
+  };
+  server.on('connection', (raw: Socket) => {
+    const state: FirstRequest = { tls: undefined, req: undefined, res: undefined, timers: [] };
+    first.set(raw, state);
+    state.timers.push(
+      setTimeout(() => {
+        if (state.req === undefined) expire(raw, state);
+      }, t.headersMs).unref(),
+      setTimeout(() => {
+        if (state.req?.complete !== true) expire(raw, state);
+      }, t.requestMs).unref(),
+    );
+    raw.once('close', () => {
+      for (const timer of state.timers) clearTimeout(timer);
+    });
+  });
+  const stateOf = (tls: Socket): FirstRequest | undefined =>
+    first.get((tls as { _parent?: Socket })._parent ?? tls);
+  server.on('secureConnection', (tls: TLSSocket) => {
+    const state = stateOf(tls);
+    if (state !== undefined) state.tls = tls;
+  });
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const state = stateOf(req.socket);
+    if (state === undefined || state.req !== undefined) return;
+    state.req = req;
+    state.res = res;
+    clearTimeout(state.timers[0]);
+  });
+}
+
+/**
+ * Deepest nesting a body may have: the API server's decoder refuses objects nested over 10,000
+ * levels, and a review wraps the object in two more. V8's JSON.parse spends about 1.5 µs per
+ * level, so a 7 MiB body of brackets cost 5.3 s before this check refused it in 15 ms.
+ */
+export const MAX_BODY_DEPTH = 10_010;
+
+/** JSON.parse with the body's nesting checked first, by one linear scan of the text. */
+export function parseBody(text: string): unknown {
+  if (text.length === 0)
+    throw new BreezeError('BAD_REQUEST', 'the body is empty: an AdmissionReview is expected');
+  if (nestedDeeperThan(text, MAX_BODY_DEPTH)) {
+    throw new BreezeError(
+      'BAD_REQUEST',
+      `the body is nested deeper than ${MAX_BODY_DEPTH} levels, which no AdmissionReview from the API server is`,
+    );
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    throw new BreezeError('BAD_REQUEST', `the body is not valid JSON: ${message.slice(0, 200)}`);
+  }
+}
+
+/** Whether JSON text opens more than `max` arrays or objects at once (strings skipped). */
+function nestedDeeperThan(text: string, max: number): boolean {
+  let depth = 0;
+  // indexOf flattens a body built from chunks (a rope), which makes charCodeAt cheap below.
+  let quote = text.indexOf('"');
+  for (let i = 0; i < text.length; i++) {
+    if (i === quote) {
+      // A string: jump to its closing quote, one not escaped by an odd run of backslashes.
+      for (;;) {
+        quote = text.indexOf('"', quote + 1);
+        if (quote < 0) return false;
+        let backslashes = 0;
+        while (text.charCodeAt(quote - 1 - backslashes) === 0x5c) backslashes++;
+        if (backslashes % 2 === 0) break;
+      }
+      i = quote;
+      quote = text.indexOf('"', i + 1);
+      if (quote < 0) quote = text.length;
+      continue;
+    }
+    const c = text.charCodeAt(i);
+    if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
+}
+
 function timeoutOf(query: unknown): number | undefined {
   const raw = asRecord(query)?.timeout;
   const text = asString(Array.isArray(raw) ? (raw as unknown[])[0] : raw);
@@ -296,14 +458,19 @@ function labelsOf(outcome: Outcome): Labels {
     case 'decision': {
       const r = outcome.result.record ?? recordOfBody(outcome.result);
       return {
-        kind: r.kind,
-        operation: r.operation,
+        kind: knownOr(r.kind, LABEL_VALUES.kind),
+        operation: knownOr(r.operation, LABEL_VALUES.operation),
         allowed: String(r.allowed),
-        code: String(r.code),
+        code: knownOr(String(r.code), LABEL_VALUES.code),
       };
     }
     case 'rejected':
-      return { kind: '', operation: '', allowed: 'false', code: String(outcome.status) };
+      return {
+        kind: '',
+        operation: '',
+        allowed: 'false',
+        code: knownOr(String(outcome.status), LABEL_VALUES.code),
+      };
     case 'deadline':
     case 'internal':
       return { kind: '', operation: '', allowed: 'false', code: '500' };

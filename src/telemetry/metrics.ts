@@ -1,4 +1,90 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { HANDLED_KINDS } from '../model/kinds.js';
+
+/** The value a label takes when what it was given is none of its known values. */
+export const OTHER = 'other';
+
+/**
+ * The known values of every label: anything else is counted as `other`, so no request, object or
+ * error can add a time series (a label taken from input would let one client grow /metrics and
+ * RSS without bound). '' stands for "not known" (a request that was not a review).
+ */
+export const LABEL_VALUES = {
+  webhook: ['validate', 'mutate'],
+  kind: [...HANDLED_KINDS, 'EnvoyFilter', ''],
+  operation: ['CREATE', 'UPDATE', 'DELETE', 'CONNECT', ''],
+  allowed: ['true', 'false'],
+  code: ['200', '400', '403', '404', '408', '413', '415', '422', '500', '503'],
+  result: ['success', 'failure'],
+  origin: ['admission', 'kubernetes', 'istiod', 'file'],
+  writeOperation: ['create', 'update', 'delete', 'adopt_delete'],
+  errorCode: [
+    'BAD_FLAG',
+    'BAD_REQUEST',
+    'UNSUPPORTED_MEDIA_TYPE',
+    'PAYLOAD_TOO_LARGE',
+    'DEADLINE_EXCEEDED',
+    'TLS_MATERIAL',
+    'MANIFEST',
+    'VIP_EXHAUSTED',
+    'GENERATION',
+    'SCHEMA',
+    'API_CONFLICT',
+    'API_INVALID',
+    'API_FORBIDDEN',
+    'API_RETRYABLE',
+    'FOREIGN_OBJECT',
+    'INTERNAL',
+  ],
+  trigger: ['push', 'resync'],
+} as const satisfies Record<string, readonly string[]>;
+
+/** A label value from a closed set: itself when known, else `other`. */
+export function knownOr(value: string, known: readonly string[]): string {
+  return known.includes(value) ? value : OTHER;
+}
+
+type LabelArg = Record<string, string | number>;
+
+/**
+ * Closes a metric's labels: every call that takes labels (inc, dec, set, observe, startTimer,
+ * labels, remove, zero) has each value mapped onto its label's known values (else `other`) before
+ * prom-client sees it. Applies to every caller, in src/ or not.
+ */
+function closed<M extends Counter | Gauge | Histogram>(
+  metric: M,
+  known: Readonly<Record<string, readonly string[]>>,
+): M {
+  const names = Object.keys(known);
+  const bound = (labels: LabelArg): LabelArg => {
+    const out: LabelArg = {};
+    for (const name of Object.keys(labels)) {
+      const allowed = known[name];
+      // A label the metric does not have is passed on as is: prom-client rejects it.
+      out[name] =
+        allowed === undefined ? (labels[name] as string | number) : knownOr(String(labels[name]), allowed);
+    }
+    return out;
+  };
+  const target = metric as unknown as Record<string, unknown>;
+  for (const method of ['inc', 'dec', 'set', 'observe', 'startTimer', 'remove', 'labels', 'zero']) {
+    const original = target[method];
+    if (typeof original !== 'function') continue;
+    target[method] = (...args: unknown[]): unknown => {
+      const first = args[0];
+      if (typeof first === 'object' && first !== null) args[0] = bound(first as LabelArg);
+      else if (method === 'labels' || method === 'remove') {
+        // Positional values, in labelNames order.
+        for (let i = 0; i < args.length && i < names.length; i++) {
+          const allowed = known[names[i] as string];
+          if (allowed !== undefined) args[i] = knownOr(String(args[i]), allowed);
+        }
+      }
+      return (original as (...a: unknown[]) => unknown).apply(metric, args);
+    };
+  }
+  return metric;
+}
 
 type AdmissionLabel = 'webhook' | 'kind' | 'operation' | 'allowed';
 
@@ -61,19 +147,36 @@ export function createMetrics(): Metrics {
   const registers = [registry];
   const metrics: Metrics = {
     registry,
-    admissionDuration: new Histogram({
-      name: 'breeze_admission_duration_seconds',
-      help: 'Time from receiving an admission request to answering it, in seconds.',
-      labelNames: ['webhook', 'kind', 'operation', 'allowed'],
-      buckets: [...ADMISSION_DURATION_BUCKETS],
-      registers,
-    }),
-    admissionRequests: new Counter({
-      name: 'breeze_admission_requests_total',
-      help: 'Admission requests answered, by webhook, kind, operation, decision and status code.',
-      labelNames: ['webhook', 'kind', 'operation', 'allowed', 'code'],
-      registers,
-    }),
+    admissionDuration: closed(
+      new Histogram({
+        name: 'breeze_admission_duration_seconds',
+        help: 'Time from receiving an admission request to answering it, in seconds.',
+        labelNames: ['webhook', 'kind', 'operation', 'allowed'],
+        buckets: [...ADMISSION_DURATION_BUCKETS],
+        registers,
+      }),
+      {
+        webhook: LABEL_VALUES.webhook,
+        kind: LABEL_VALUES.kind,
+        operation: LABEL_VALUES.operation,
+        allowed: LABEL_VALUES.allowed,
+      },
+    ),
+    admissionRequests: closed(
+      new Counter({
+        name: 'breeze_admission_requests_total',
+        help: 'Admission requests answered, by webhook, kind, operation, decision and status code.',
+        labelNames: ['webhook', 'kind', 'operation', 'allowed', 'code'],
+        registers,
+      }),
+      {
+        webhook: LABEL_VALUES.webhook,
+        kind: LABEL_VALUES.kind,
+        operation: LABEL_VALUES.operation,
+        allowed: LABEL_VALUES.allowed,
+        code: LABEL_VALUES.code,
+      },
+    ),
     admissionInFlight: new Gauge({
       name: 'breeze_admission_in_flight',
       help: 'Admission requests received and not yet answered.',
@@ -84,12 +187,15 @@ export function createMetrics(): Metrics {
       help: "The serving certificate's notAfter as unix time in seconds.",
       registers,
     }),
-    tlsReloads: new Counter({
-      name: 'breeze_tls_reloads_total',
-      help: 'Serving certificate reloads, by result (a failed reload keeps the previous pair).',
-      labelNames: ['result'],
-      registers,
-    }),
+    tlsReloads: closed(
+      new Counter({
+        name: 'breeze_tls_reloads_total',
+        help: 'Serving certificate reloads, by result (a failed reload keeps the previous pair).',
+        labelNames: ['result'],
+        registers,
+      }),
+      { result: LABEL_VALUES.result },
+    ),
     admissionInternalErrors: new Counter({
       name: 'breeze_admission_internal_errors_total',
       help: 'Admission requests that failed with an internal error (a bug, answered with HTTP 500).',
@@ -105,29 +211,38 @@ export function createMetrics(): Metrics {
       help: 'Admitted changes past --admission-grace still held because no source of their kind reported anything since (a stalled watch); dropped after 10 times the grace.',
       registers,
     }),
-    cacheChanges: new Counter({
-      name: 'breeze_cache_changes_total',
-      help: 'Changes delivered to the config cache, by origin.',
-      labelNames: ['origin'],
-      registers,
-    }),
-    cacheRejected: new Counter({
-      name: 'breeze_cache_objects_rejected_total',
-      help: 'Objects a source delivered that the config cache did not take (over the depth, string or list bounds, or unreadable); the previous version is kept. Counted once per object version, by origin (kubernetes, istiod, file, admission).',
-      labelNames: ['origin'],
-      registers,
-    }),
+    cacheChanges: closed(
+      new Counter({
+        name: 'breeze_cache_changes_total',
+        help: 'Changes delivered to the config cache, by origin.',
+        labelNames: ['origin'],
+        registers,
+      }),
+      { origin: LABEL_VALUES.origin },
+    ),
+    cacheRejected: closed(
+      new Counter({
+        name: 'breeze_cache_objects_rejected_total',
+        help: 'Objects a source delivered that the config cache did not take (over the depth, string or list bounds, or unreadable); the previous version is kept. Counted once per object version, by origin (kubernetes, istiod, file, admission).',
+        labelNames: ['origin'],
+        registers,
+      }),
+      { origin: LABEL_VALUES.origin },
+    ),
     debounceEvents: new Counter({
       name: 'breeze_debounce_events_total',
       help: 'Dirty keys handed to the push debouncer.',
       registers,
     }),
-    pushes: new Counter({
-      name: 'breeze_push_total',
-      help: 'Debounced pushes, by result (a failed push is retried only if its caller re-adds the keys).',
-      labelNames: ['result'],
-      registers,
-    }),
+    pushes: closed(
+      new Counter({
+        name: 'breeze_push_total',
+        help: 'Debounced pushes, by result (a failed push is retried only if its caller re-adds the keys).',
+        labelNames: ['result'],
+        registers,
+      }),
+      { result: LABEL_VALUES.result },
+    ),
     pushDuration: new Histogram({
       name: 'breeze_push_duration_seconds',
       help: 'Duration of one debounced push, in seconds.',
@@ -150,30 +265,39 @@ export function createMetrics(): Metrics {
       help: 'Times this replica became leader.',
       registers,
     }),
-    reconcileWrites: new Counter({
-      name: 'breeze_reconcile_writes_total',
-      help: 'EnvoyFilter writes to the sink, by operation and result (success or the error code).',
-      labelNames: ['operation', 'result'],
-      registers,
-    }),
-    reconcileFailures: new Gauge({
-      name: 'breeze_reconcile_failures',
-      help: 'Objects whose last write failed and has not been repaired yet, by error code.',
-      labelNames: ['code'],
-      registers,
-    }),
+    reconcileWrites: closed(
+      new Counter({
+        name: 'breeze_reconcile_writes_total',
+        help: 'EnvoyFilter writes to the sink, by operation and result (success or the error code).',
+        labelNames: ['operation', 'result'],
+        registers,
+      }),
+      { operation: LABEL_VALUES.writeOperation, result: ['success', ...LABEL_VALUES.errorCode] },
+    ),
+    reconcileFailures: closed(
+      new Gauge({
+        name: 'breeze_reconcile_failures',
+        help: 'Objects whose last write failed and has not been repaired yet, by error code.',
+        labelNames: ['code'],
+        registers,
+      }),
+      { code: LABEL_VALUES.errorCode },
+    ),
     reconcileRetriesPending: new Gauge({
       name: 'breeze_reconcile_retries_pending',
       help: 'Service keys waiting for a retry after a failed write.',
       registers,
     }),
-    reconcileDuration: new Histogram({
-      name: 'breeze_reconcile_duration_seconds',
-      help: 'Duration of one reconcile (push of dirty keys or full resync), in seconds.',
-      labelNames: ['trigger'],
-      buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
-      registers,
-    }),
+    reconcileDuration: closed(
+      new Histogram({
+        name: 'breeze_reconcile_duration_seconds',
+        help: 'Duration of one reconcile (push of dirty keys or full resync), in seconds.',
+        labelNames: ['trigger'],
+        buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+        registers,
+      }),
+      { trigger: LABEL_VALUES.trigger },
+    ),
   };
   // Both results show up as 0 from the start, so rate() and alerts work before the first reload.
   metrics.tlsReloads.inc({ result: 'success' }, 0);

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { admit, type AdmittedChange } from '../../src/admission/handler.js';
 import { Ipv4Range, VipAllocator } from '../../src/admission/vip.js';
@@ -129,4 +130,147 @@ t.test('the decision record carries what the log line needs and nothing else', a
     allowed: true,
     code: 200,
   });
+});
+
+t.test(
+  'a review whose uid is readable is always answered in-band (code 400), never a bare 400',
+  async (t) => {
+    const { deps: d } = deps();
+    const base = { uid: 'u-9', kind: { group: 'networking.istio.io', version: 'v1', kind: 'EnvoyFilter' } };
+    const cases: [unknown, string, string][] = [
+      [
+        {
+          apiVersion: 'admission.k8s.io/v2',
+          kind: 'AdmissionReview',
+          request: { ...base, operation: 'UPDATE' },
+        },
+        'admission.k8s.io/v1',
+        'apiVersion must be admission.k8s.io/v1 or admission.k8s.io/v1beta1, got "admission.k8s.io/v2"',
+      ],
+      [
+        { apiVersion: 'admission.k8s.io/v1beta1', kind: 'Review', request: { ...base, operation: 'UPDATE' } },
+        'admission.k8s.io/v1beta1',
+        'kind must be AdmissionReview, got "Review"',
+      ],
+      [
+        {
+          apiVersion: 'admission.k8s.io/v1',
+          kind: 'AdmissionReview',
+          request: { uid: 'u-9', operation: 'UPDATE' },
+        },
+        'admission.k8s.io/v1',
+        'request.kind must be an object with group, version and kind',
+      ],
+      [
+        {
+          apiVersion: 'admission.k8s.io/v1',
+          kind: 'AdmissionReview',
+          request: { ...base, operation: 'PATCH' },
+        },
+        'admission.k8s.io/v1',
+        'request.operation must be one of CREATE, UPDATE, DELETE, CONNECT',
+      ],
+      [
+        {
+          apiVersion: 'admission.k8s.io/v1',
+          kind: 'AdmissionReview',
+          request: { ...base, operation: 'UPDATE', object: 'x'.repeat(10) },
+        },
+        'admission.k8s.io/v1',
+        'request.object must be an object',
+      ],
+    ];
+    for (const [body, apiVersion, message] of cases) {
+      const r = admit('validate', body, d);
+      t.equal(r.httpStatus, 200, message);
+      t.same(r.body, {
+        apiVersion,
+        kind: 'AdmissionReview',
+        response: {
+          uid: 'u-9',
+          allowed: false,
+          status: { status: 'Failure', code: 400, message, reason: 'BadRequest' },
+        },
+      });
+    }
+    // A uid no API server sends (it sends a 36-character UUID) is not echoed.
+    const long = admit(
+      'validate',
+      { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u'.repeat(257) } },
+      d,
+    );
+    t.equal(long.httpStatus, 400);
+    t.same(long.body, { message: 'request.uid is longer than 256 characters' });
+  },
+);
+
+t.test('__proto__ and constructor.prototype keys: the EnvoyFilter guard still denies in-band', async (t) => {
+  const fx = JSON.parse(
+    readFileSync(
+      new URL(
+        '../fixtures/admission/envoyfilter/deny-user-edits-breeze-filter.v1beta1.json',
+        import.meta.url,
+      ),
+      'utf8',
+    ),
+  );
+  // As the API server sends it: own `__proto__` keys (JSON.parse keeps them as data).
+  const text = JSON.stringify(fx.review)
+    .replace('"labels":{', '"labels":{"__proto__":"x",')
+    .replace(
+      '"spec":{',
+      '"spec":{"__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}},',
+    );
+  const body = JSON.parse(text);
+  t.ok(Object.hasOwn(body.request.object.metadata.labels, '__proto__'));
+  const { deps: d } = deps();
+  const r = admit('validate', body, { ...d, breezeUsers: ['system:serviceaccount:istio-system:breeze'] });
+  t.equal(r.httpStatus, 200);
+  t.same(r.body, {
+    apiVersion: 'admission.k8s.io/v1beta1',
+    kind: 'AdmissionReview',
+    response: {
+      uid: fx.review.request.uid,
+      allowed: false,
+      status: { status: 'Failure', code: 403, message: fx.expect.message, reason: 'Forbidden' },
+    },
+  });
+  t.equal(({} as { polluted?: boolean }).polluted, undefined, 'no prototype was touched');
+});
+
+t.test('state changes only after the answer is complete: failing requests record nothing', async (t) => {
+  const throwing: ConfigView = {
+    domain: 'cluster.local',
+    protocolServices: () => {
+      throw new Error('boom');
+    },
+    destinationRuleSubsets: () => undefined,
+    forHost: () => [],
+    addressOwner: () => undefined,
+  };
+  const { deps: d, changes } = deps(throwing);
+  const vs = {
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: {
+      uid: 'u-3',
+      kind: { group: 'networking.istio.io', version: 'v1', kind: 'VirtualService' },
+      namespace: 'dubbo',
+      operation: 'CREATE',
+      object: { metadata: { name: 'demo' }, spec: { hosts: ['demo'] } },
+    },
+  };
+  const r = admit('validate', vs, d);
+  t.equal(r.httpStatus, 500);
+  t.equal(changes.length, 0, 'a validator that throws records nothing');
+  // The feed is called once the answer is built; if it throws, the answer is a 500, not a crash.
+  const { deps: d2 } = deps();
+  const r2 = admit('validate', seReview(), {
+    ...d2,
+    onAdmitted: () => {
+      throw new Error('feed down');
+    },
+  });
+  t.equal(r2.httpStatus, 500);
+  t.match(r2.body, { response: { uid: 'u-1', allowed: false, status: { code: 500 } } });
 });
