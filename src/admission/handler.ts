@@ -182,7 +182,7 @@ function decide(webhook: Webhook, req: AdmissionRequest, deps: AdmissionDeps): D
       req.oldObject === undefined ? undefined : checkBounds(req.oldObject, DEFAULT_BOUNDS, [], budget);
     const oldObject = oldViolation === undefined ? req.oldObject : undefined;
     if (webhook === 'mutate')
-      return { decision: mutate(kind, req.object, { namespace, name, req, deps, oldObject }) };
+      return { decision: mutate(kind, req.object, { namespace, name, req, deps, oldObject, budget }) };
     const findings = VALIDATORS[kind](req.object, { view: deps.view, namespace, budget });
     if (findings.problems.length > 0) return { decision: deny(findings.problems, findings.warnings) };
     const decision = allow(findings.warnings);
@@ -210,6 +210,7 @@ function mutate(
     req: AdmissionRequest;
     deps: AdmissionDeps;
     oldObject: JsonRecord | undefined;
+    budget: CpuBudget;
   },
 ): Decision {
   if (kind !== 'ServiceEntry') return allow();
@@ -219,6 +220,7 @@ function mutate(
     oldObject: c.oldObject,
     vips: c.deps.vips,
     dryRun: c.req.dryRun,
+    budget: c.budget,
   });
   if (!result.ok) return deny([{ path: result.path, message: result.message }]);
   return allow([], result.patch);
