@@ -52,7 +52,7 @@ export class TokenBucket {
         },
         (err: unknown) => {
           signal.removeEventListener('abort', onAbort);
-          reject(err);
+          reject(err instanceof Error ? err : new Error(String(err)));
         },
       );
     });
@@ -65,8 +65,9 @@ export class TokenBucket {
   }
 }
 
-function abortReason(signal: AbortSignal): unknown {
-  return signal.reason ?? new Error('aborted');
+function abortReason(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  return reason instanceof Error ? reason : new Error('aborted');
 }
 
 /** Runs `work` over `items` with at most `limit` in flight; resolves when all settled. */

@@ -161,6 +161,13 @@ interface Op {
   state: OpState;
   /** Superseded by a newer plan while waiting for its token: settled without writing. */
   cancelled: boolean;
+  /**
+   * Not a write yet: a check, once this older write of the object ends, of what it did against
+   * this plan (which was computed from the state before it).
+   */
+  readonly recheck?: Op;
+  /** How the write ended: 'uncertain' when it may have been applied (timeout, network, abort). */
+  outcome?: 'ok' | 'failed' | 'uncertain';
 }
 
 interface KeyState {
@@ -513,7 +520,13 @@ export class Reconciler {
           counts.failed++;
           continue;
         }
-        add(s, { operation: current === undefined ? 'create' : 'update', key: s.key, id, desired: ef, current });
+        add(s, {
+          operation: current === undefined ? 'create' : 'update',
+          key: s.key,
+          id,
+          desired: ef,
+          current,
+        });
       }
     }
     for (const s of states.values()) {
@@ -576,6 +589,23 @@ export class Reconciler {
       }
       lane.queue.push(op);
     }
+    // Writes of older plans of this key still under way: this plan was computed from the state
+    // before them, so what each did is checked against it once it ends.
+    const planned = new Set(ops.map((op) => op.id));
+    for (const w of this.inflight.values()) {
+      if (w.key !== s.key || w.plan === s || w.state !== 'writing' || planned.has(w.id)) continue;
+      const check: Op = {
+        operation: 'update',
+        key: s.key,
+        id: w.id,
+        plan: s,
+        state: 'queued',
+        cancelled: false,
+        recheck: w,
+      };
+      s.open.add(check);
+      this.defer(check);
+    }
     if (lane.queue.length > 0) this.schedule(lane);
     if (s.open.size === 0) void this.finish(s);
   }
@@ -603,9 +633,20 @@ export class Reconciler {
 
   /** Queues the write held back for `id`, if any, now that no write of it is in flight. */
   private release(id: string): void {
-    const op = this.deferred.get(id);
-    if (op === undefined || this.inflight.has(id)) return;
+    const held = this.deferred.get(id);
+    if (held === undefined || this.inflight.has(id)) return;
     this.deferred.delete(id);
+    let op = held;
+    if (held.recheck !== undefined) {
+      const fix = held.plan.batch.signal.aborted ? undefined : this.corrective(held);
+      if (fix === undefined) {
+        this.settle(held);
+        return;
+      }
+      held.plan.open.add(fix);
+      this.settle(held);
+      op = fix;
+    }
     const lane = this.lanes.get(op.key);
     if (lane === undefined || lane.plan !== op.plan || op.plan.batch.signal.aborted) {
       if (op.plan.batch.signal.aborted) {
@@ -619,6 +660,26 @@ export class Reconciler {
     op.state = 'queued';
     lane.queue.splice(lane.head, 0, op);
     this.schedule(lane);
+  }
+
+  /**
+   * The write that makes an object what plan `check.plan` wants after an older write of it ended
+   * (undefined: nothing to do). `current` is unknown: the sinks re-read it.
+   */
+  private corrective(check: Op): Op | undefined {
+    const w = check.recheck;
+    const s = check.plan;
+    if (w === undefined || w.outcome === 'failed') return undefined;
+    const want = s.desired.get(check.id);
+    const base = { key: s.key, id: check.id, plan: s, state: 'queued' as const, cancelled: false };
+    if (want !== undefined) {
+      if (w.desired !== undefined && contentOf(w.desired) === contentOf(want)) return undefined;
+      return { ...base, operation: w.operation === 'delete' ? 'create' : 'update', desired: want };
+    }
+    // Not desired: delete what the older write made, unless the service has generation problems
+    // (never delete on error).
+    if (w.operation === 'delete' || s.problems.length > 0) return undefined;
+    return { ...base, operation: 'delete' };
   }
 
   private schedule(lane: Lane): void {
@@ -818,8 +879,9 @@ export class Reconciler {
       if (signal.aborted) throw new BreezeError('API_RETRYABLE', 'aborted');
       await this.bucket.take(signal);
       if (op.cancelled) return; // superseded while waiting: the newer plan has it
-      if (signal.aborted) throw new BreezeError('API_RETRYABLE', 'aborted');
+      signal.throwIfAborted();
       op.state = 'writing';
+      op.outcome = 'uncertain';
       if (op.operation === 'delete') {
         await this.sink.delete(namespace, name, signal, op.current);
         counts.deleted++;
@@ -837,7 +899,10 @@ export class Reconciler {
           this.succeeded(op, 'EnvoyFilterCreated', `EnvoyFilter ${op.id} created`);
         }
       }
+      op.outcome = 'ok';
     } catch (err) {
+      if (op.outcome === 'uncertain' && !signal.aborted && toApiError(err, op.id).code !== 'API_RETRYABLE')
+        op.outcome = 'failed'; // the API server answered: nothing was applied
       try {
         this.failed_(op, err);
       } catch (e) {
@@ -1133,7 +1198,8 @@ function contentOf(ef: JsonRecord): string {
 /** The same write of the same object (so one in flight stands for the other). */
 function sameWrite(a: Op, b: Op): boolean {
   if (a.id !== b.id) return false;
-  if (a.desired === undefined || b.desired === undefined) return a.operation === 'delete' && b.operation === 'delete';
+  if (a.desired === undefined || b.desired === undefined)
+    return a.operation === 'delete' && b.operation === 'delete';
   return contentOf(a.desired) === contentOf(b.desired);
 }
 
