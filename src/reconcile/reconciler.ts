@@ -904,7 +904,7 @@ export class Reconciler {
       if (op.outcome === 'uncertain' && !signal.aborted && toApiError(err, op.id).code !== 'API_RETRYABLE')
         op.outcome = 'failed'; // the API server answered: nothing was applied
       try {
-        this.failed_(op, err);
+        this.recordFailure(op, err);
       } catch (e) {
         this.logger.error({ err: e, envoyFilter: op.id }, 'recording a failed write failed');
       }
@@ -915,7 +915,7 @@ export class Reconciler {
     }
   }
 
-  private failed_(op: Op, err: unknown): void {
+  private recordFailure(op: Op, err: unknown): void {
     const s = op.plan;
     const { signal, counts } = s.batch;
     counts.failed++;
