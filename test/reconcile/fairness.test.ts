@@ -268,6 +268,41 @@ t.test('a service changed during its own backlog: queued writes replaced, never 
   await controller.stop();
 });
 
+t.test(
+  'new content for the same objects mid-backlog: each written once more, in-flight ones after',
+  async (t) => {
+    const { clock, store, sink, reconciler, controller } = setup();
+    const redis = (opTimeout: string): JsonRecord => ({
+      apiVersion: 'redis.aeraki.io/v1alpha1',
+      kind: 'RedisService',
+      metadata: { name: 'big', namespace: 'apps' },
+      spec: { host: ['big.example.com'], settings: { opTimeout } },
+    });
+    controller.start();
+    await controller.startedLeading(new AbortController().signal);
+    store.upsert(redis('1s'), 'kubernetes');
+    store.upsert(bigSE(100), 'kubernetes');
+    await clock.advance(2000);
+    store.upsert(redis('2s'), 'kubernetes');
+    await clock.advance(600);
+    const old = sink.calls.length;
+    t.ok(old > 0 && old < 100, `partly written (${old})`);
+    await until(clock, () => reconciler.queuedWrites === 0 && sink.inFlight.size === 0, 120_000, 500);
+    await controller.flush();
+    const want = generateForKeys(store, [BIG], GEN).get(BIG)?.envoyFilters ?? [];
+    const hashes = (efs: JsonRecord[]): string[] =>
+      efs
+        .map(
+          (ef) => `${idOf(ef)}@${(ef.metadata as { annotations: Record<string, string> }).annotations[HASH]}`,
+        )
+        .sort();
+    t.same(hashes(sink.actual()), hashes(want), 'every object has the new content');
+    t.equal(sink.overlaps, 0, 'never two writes of one object at once');
+    t.equal(sink.calls.length, old + want.length, 'the new plan writes each object once');
+    await controller.stop();
+  },
+);
+
 t.test('generation notes: logged and sent as a Warning Event once per change', async (t) => {
   const eventer = new RecordingEventer();
   const { store, reconciler } = memoryEnv({ eventer });
