@@ -384,7 +384,8 @@ export class Reconciler {
     this.watch(signal);
     const run = async (): Promise<void> => {
       try {
-        await planner(batch);
+        // An aborted batch plans nothing: it must not replace a live plan of its keys.
+        if (!signal.aborted) await planner(batch);
       } catch (err) {
         this.batches.delete(batch);
         batch.reject(err);
@@ -447,6 +448,7 @@ export class Reconciler {
    * plan (queued or in flight) gets this one instead.
    */
   private plan(batch: Batch, keys: string[], full: boolean, all?: JsonRecord[]): void {
+    if (batch.signal.aborted) return; // aborted while reading the actual state
     batch.keys = keys.length;
     const counts = batch.counts;
     const keySet = new Set(keys);
