@@ -164,7 +164,7 @@ export class LeaderElector {
   /** Starts competing for the Lease (idempotent). */
   start(): void {
     if (this.loop !== undefined || this.stopped) return;
-    this.loop = this.run();
+    this.loop = this.run().catch((err: unknown) => this.log.error({ err }, 'leader election loop failed'));
   }
 
   isLeader(): boolean {

@@ -52,7 +52,7 @@ import type { Metrics } from '../telemetry/metrics.js';
 import { NoopEventer, STATUS_KINDS, type EventReason, type Eventer, type InvolvedObject } from './events.js';
 import { toApiError } from '../kube/request.js';
 import { annotationsOf, idOf, isBreezeOwned, sameContent, serviceKeyOf, sourcesOf } from './owned.js';
-import { systemClock, type Clock } from './clock.js';
+import { guarded, systemClock, type Clock } from './clock.js';
 import { forEachLimited, TokenBucket } from './ratelimit.js';
 import { MAX_PROBLEMS_LISTED } from '../model/limits.js';
 import type { EnvoyFilterSink, PushResult } from './types.js';
@@ -694,10 +694,17 @@ export class Reconciler {
   private pump(): void {
     while (this.workers < this.concurrency && (this.fresh.size > 0 || this.ring.size > 0)) {
       this.workers++;
-      void this.worker().finally(() => {
-        this.workers--;
-        this.pump();
-      });
+      void this.worker()
+        .catch((err: unknown) => this.logger.error({ err }, 'EnvoyFilter writer failed'))
+        .finally(
+          guarded(
+            () => {
+              this.workers--;
+              this.pump();
+            },
+            (err) => this.logger.error({ err }, 'restarting EnvoyFilter writers failed'),
+          ),
+        );
     }
   }
 
