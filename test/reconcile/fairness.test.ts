@@ -8,11 +8,13 @@ import type { JsonRecord } from '../../src/model/json.js';
 import { generateForKeys } from '../../src/protocols/generate.js';
 import { guarded, sleepOn, type Clock } from '../../src/reconcile/clock.js';
 import { Controller } from '../../src/reconcile/controller.js';
+import { Debouncer } from '../../src/reconcile/debouncer.js';
 import { RecordingEventer } from '../../src/reconcile/events.js';
 import { idOf } from '../../src/reconcile/owned.js';
 import { TokenBucket } from '../../src/reconcile/ratelimit.js';
 import { Reconciler, type ReconcilerOptions } from '../../src/reconcile/reconciler.js';
 import type { ApplyOutcome, EnvoyFilterSink } from '../../src/reconcile/types.js';
+import { createMetrics } from '../../src/telemetry/metrics.js';
 import { FakeClock, settle } from './fakeclock.js';
 import { dubboSE, GEN, logger, memoryEnv } from './fixtures.js';
 
@@ -377,4 +379,52 @@ t.test('guarded timer callbacks: a throw is reported, never escapes', async (t) 
     },
   );
   t.doesNotThrow(worse);
+});
+
+t.test('timer callbacks of the push loop never throw out, whatever the metrics do', async (t) => {
+  const clock = new FakeClock();
+  const boom = (): never => {
+    throw new Error('metrics broken');
+  };
+  const broken = createMetrics();
+  broken.pushes.inc = boom;
+  broken.debounceEvents.inc = boom;
+  const unhandled: unknown[] = [];
+  const onUnhandled = (err: unknown): void => void unhandled.push(err);
+  process.on('unhandledRejection', onUnhandled);
+  t.teardown(() => process.off('unhandledRejection', onUnhandled));
+
+  // The debouncer's timer starts a push whose bookkeeping throws.
+  const pushed: string[][] = [];
+  const d = new Debouncer(async (keys) => void pushed.push([...keys]), {
+    quietMs: 10,
+    maxMs: 100,
+    clock,
+    metrics: { ...broken, debounceEvents: createMetrics().debounceEvents },
+  });
+  d.add(['a']);
+  await clock.advance(50);
+  d.add(['b']);
+  await clock.advance(50);
+  t.same(pushed, [['a'], ['b']], 'the debouncer carries on');
+
+  // A retry timer whose debouncer.add throws.
+  const store = new ConfigStore();
+  const reconciler = new Reconciler({ store, sink: new SlowSink(clock), generation: GEN, logger, clock });
+  const controller = new Controller({
+    store,
+    reconciler,
+    logger,
+    clock,
+    metrics: broken,
+    quietMs: 10,
+    maxMs: 100,
+    resyncIntervalMs: 1000,
+  });
+  await controller.startedLeading(new AbortController().signal);
+  controller.onRetry('ServiceEntry/apps/x', clock.now() + 10);
+  await clock.advance(3000); // the retry timer and three resync timers fire
+  await settle();
+  t.same(unhandled, [], 'no unhandled rejection');
+  await controller.stop();
 });
