@@ -11,7 +11,7 @@ import { asString, type JsonRecord } from '../model/json.js';
 import { handledKindOf } from '../model/kinds.js';
 import { ensureDevCertificates } from '../pki/certs.js';
 import { SelfManagedCertificates } from '../pki/selfmanaged.js';
-import { Controller } from '../reconcile/controller.js';
+import { Controller, SHUTDOWN_FLUSH_MS } from '../reconcile/controller.js';
 import { KubernetesEventer } from '../reconcile/events.js';
 import { LeaderElector } from '../reconcile/leader.js';
 import { Reconciler } from '../reconcile/reconciler.js';
@@ -184,7 +184,7 @@ function buildWriter(
       return c.startedLeading(always.signal);
     },
     stop: async () => {
-      await c.flush();
+      await c.flush(SHUTDOWN_FLUSH_MS); // a backlog is not drained: the next start resyncs
       always.abort();
       c.stoppedLeading();
       await certs?.stopLeading();

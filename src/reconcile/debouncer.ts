@@ -3,7 +3,7 @@
 // (a steady stream of events cannot starve pushes). Pushes never overlap.
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { systemClock, type Clock, type TimerHandle } from './clock.js';
+import { guarded, systemClock, type Clock, type TimerHandle } from './clock.js';
 
 export type PushFn = (keys: Set<string>) => Promise<void>;
 
@@ -125,10 +125,16 @@ export class Debouncer {
       void this.start();
       return;
     }
-    this.timer = this.clock.setTimeout(() => {
-      this.timer = undefined;
-      this.arm();
-    }, wait);
+    this.timer = this.clock.setTimeout(
+      guarded(
+        () => {
+          this.timer = undefined;
+          this.arm();
+        },
+        (err) => this.log.error({ err }, 'debounce timer failed'),
+      ),
+      wait,
+    );
   }
 
   private start(): Promise<void> {
@@ -136,14 +142,20 @@ export class Debouncer {
     const keys = this.pending;
     this.pending = new Set();
     this.firstAt = undefined;
-    const run = this.run(keys).finally(() => {
-      this.running = undefined;
-      this.arm();
-    });
+    const run = this.run(keys).finally(
+      guarded(
+        () => {
+          this.running = undefined;
+          this.arm();
+        },
+        (err) => this.log.error({ err }, 'debouncer: arming the next push failed'),
+      ),
+    );
     this.running = run;
     return run;
   }
 
+  /** Never rejects (a rejection here would be unhandled: `start` is called from a timer). */
   private async run(keys: Set<string>): Promise<void> {
     const started = this.clock.now();
     let result: 'success' | 'failure' = 'success';
@@ -153,10 +165,14 @@ export class Debouncer {
       result = 'failure';
       this.log.error({ err, keys: keys.size }, 'push failed');
     }
-    const seconds = Math.max(0, this.clock.now() - started) / 1000;
-    this.metrics?.pushes.inc({ result });
-    this.metrics?.pushDuration.observe(seconds);
-    this.metrics?.pushKeys.observe(keys.size);
-    this.log.debug({ keys: keys.size, seconds, result }, 'push done');
+    try {
+      const seconds = Math.max(0, this.clock.now() - started) / 1000;
+      this.metrics?.pushes.inc({ result });
+      this.metrics?.pushDuration.observe(seconds);
+      this.metrics?.pushKeys.observe(keys.size);
+      this.log.debug({ keys: keys.size, seconds, result }, 'push done');
+    } catch (err) {
+      this.log.error({ err }, 'push metrics failed');
+    }
   }
 }

@@ -18,7 +18,12 @@ import type { Logger } from '../telemetry/logger.js';
 import { kubeRequest, toApiError } from '../kube/request.js';
 
 export type EventReason =
-  'EnvoyFilterCreated' | 'EnvoyFilterUpdated' | 'EnvoyFilterDeleted' | 'EnvoyFilterFailed';
+  | 'EnvoyFilterCreated'
+  | 'EnvoyFilterUpdated'
+  | 'EnvoyFilterDeleted'
+  | 'EnvoyFilterFailed'
+  /** A soft finding of generation (a capped fan-out, no VIP, no workload selector). */
+  | 'GenerationWarning';
 export type EventType = 'Normal' | 'Warning';
 
 /** The object an Event is about. */

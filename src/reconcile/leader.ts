@@ -7,7 +7,7 @@ import { isKubeApiError, kubeRequest } from '../kube/request.js';
 import { asRecord, asString, type JsonRecord } from '../model/json.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { sleepOn, systemClock, type Clock, type TimerHandle } from './clock.js';
+import { guarded, sleepOn, systemClock, type Clock, type TimerHandle } from './clock.js';
 
 export const DEFAULT_LEASE_NAME = 'breeze-leader';
 export const DEFAULT_LEASE_DURATION_MS = 15_000;
@@ -164,7 +164,7 @@ export class LeaderElector {
   /** Starts competing for the Lease (idempotent). */
   start(): void {
     if (this.loop !== undefined || this.stopped) return;
-    this.loop = this.run();
+    this.loop = this.run().catch((err: unknown) => this.log.error({ err }, 'leader election loop failed'));
   }
 
   isLeader(): boolean {
@@ -271,10 +271,16 @@ export class LeaderElector {
   private armWatchdog(term: Term): void {
     if (term.watchdog !== undefined) this.clock.clearTimeout(term.watchdog);
     const wait = term.base + this.renewDeadlineMs - this.clock.now();
-    term.watchdog = this.clock.setTimeout(() => {
-      term.watchdog = undefined;
-      if (this.term === term) this.loseLeadership('renew deadline exceeded');
-    }, wait);
+    term.watchdog = this.clock.setTimeout(
+      guarded(
+        () => {
+          term.watchdog = undefined;
+          if (this.term === term) this.loseLeadership('renew deadline exceeded');
+        },
+        (err) => this.log.error({ err }, 'leader election watchdog failed'),
+      ),
+      wait,
+    );
   }
 
   private loseLeadership(reason: string): void {
@@ -308,8 +314,17 @@ export class LeaderElector {
     // A child controller, not AbortSignal.any(): that one piles up listeners on the long-lived
     // parent on some Node 20 releases, one per attempt.
     const ctl = new AbortController();
-    const timer = this.clock.setTimeout(() => ctl.abort(new Error('lease request timed out')), timeoutMs);
-    const onAbort = (): void => ctl.abort(signal.reason);
+    const timer = this.clock.setTimeout(
+      guarded(
+        () => ctl.abort(new Error('lease request timed out')),
+        (err) => this.log.error({ err }, 'lease request timeout failed'),
+      ),
+      timeoutMs,
+    );
+    const onAbort = guarded(
+      () => ctl.abort(signal.reason),
+      (err) => this.log.error({ err }, 'aborting a lease request failed'),
+    );
     if (signal.aborted) onAbort();
     else signal.addEventListener('abort', onAbort, { once: true });
     const s = ctl.signal;
@@ -398,7 +413,13 @@ export class LeaderElector {
   /** ReleaseOnCancel: hands the Lease over at once, if it is still ours. */
   private async release(): Promise<void> {
     const deadline = new AbortController();
-    const timer = this.clock.setTimeout(() => deadline.abort(), this.requestTimeoutMs);
+    const timer = this.clock.setTimeout(
+      guarded(
+        () => deadline.abort(),
+        (err) => this.log.error({ err }, 'lease release timeout failed'),
+      ),
+      this.requestTimeoutMs,
+    );
     const item = `${this.leasePath}/${encodeURIComponent(this.name)}`;
     try {
       const lease = await this.request('GET', item, undefined, deadline.signal);

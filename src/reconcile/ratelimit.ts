@@ -27,8 +27,12 @@ export class TokenBucket {
     return true;
   }
 
-  /** Waits for a token (rejects when `signal` aborts while waiting). */
+  /**
+   * Waits for a token. Rejects as soon as `signal` aborts, even while queued behind other waiters
+   * (its turn then passes without taking a token).
+   */
   take(signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted === true) return Promise.reject(abortReason(signal));
     const turn = this.queue.then(async () => {
       for (;;) {
         signal?.throwIfAborted();
@@ -37,7 +41,21 @@ export class TokenBucket {
       }
     });
     this.queue = turn.catch(() => undefined);
-    return turn;
+    if (signal === undefined) return turn;
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => reject(abortReason(signal));
+      signal.addEventListener('abort', onAbort, { once: true });
+      turn.then(
+        () => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        },
+        (err: unknown) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(err instanceof Error ? err : new Error(String(err)));
+        },
+      );
+    });
   }
 
   private refill(): void {
@@ -45,6 +63,11 @@ export class TokenBucket {
     this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.qps) / 1000);
     this.last = now;
   }
+}
+
+function abortReason(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  return reason instanceof Error ? reason : new Error('aborted');
 }
 
 /** Runs `work` over `items` with at most `limit` in flight; resolves when all settled. */

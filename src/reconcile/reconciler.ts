@@ -16,6 +16,22 @@
  * - failed keys are retried with exponential backoff and jitter (`retryDue`, `nextRetryAt`,
  *   `onRetry`); a rejected object (400/422) or a foreign one is not resent with the same content
  *   before a long backoff (`invalidRetryMs`), so there is no hot loop.
+ *
+ * Scheduling (one service's backlog never holds up another service):
+ * - planning (generate + diff) is serialized and cheap; the writes it yields go to a write queue
+ *   with one lane per service key. `submit()` resolves `queued` once a batch is planned and `done`
+ *   once its writes are settled, so the push loop never waits for a backlog to drain;
+ * - at most `concurrency` writes are in flight and at most `qps` start per second (a token
+ *   bucket). Each free slot takes the next write round-robin over the lanes, and a lane that was
+ *   idle goes first: a newly dirty service's first write overtakes a big backlog's later writes,
+ *   then it shares the rate evenly with the others;
+ * - a key planned again replaces its queued writes with the new plan (level-triggered, and the
+ *   queue never holds more than one plan per key); a write already in flight is never duplicated
+ *   nor run twice at once: the new plan's write of that object waits for it (or is dropped when
+ *   it is the same write);
+ * - aborting a batch's signal (lost lease, shutdown) drops its queued writes at once, rejects its
+ *   token-bucket waits and aborts its sink requests; what was not written is repaired by the next
+ *   leader's (or start's) resync.
  */
 import type { ConfigStore } from '../cache/store.js';
 import { BreezeError, type BreezeErrorCode } from '../errors.js';
@@ -37,8 +53,9 @@ import type { Metrics } from '../telemetry/metrics.js';
 import { NoopEventer, STATUS_KINDS, type EventReason, type Eventer, type InvolvedObject } from './events.js';
 import { toApiError } from '../kube/request.js';
 import { annotationsOf, idOf, isBreezeOwned, sameContent, serviceKeyOf, sourcesOf } from './owned.js';
-import { systemClock, type Clock } from './clock.js';
+import { guarded, systemClock, type Clock } from './clock.js';
 import { forEachLimited, TokenBucket } from './ratelimit.js';
+import { MAX_PROBLEMS_LISTED } from '../model/limits.js';
 import type { EnvoyFilterSink, PushResult } from './types.js';
 
 /** Label Aeraki puts on the EnvoyFilters it writes. */
@@ -132,16 +149,31 @@ export function storeActual(store: ConfigStore): () => JsonRecord[] {
       .filter(isBreezeOwned);
 }
 
+type OpState = 'queued' | 'deferred' | 'picked' | 'writing' | 'settled';
+
 interface Op {
   readonly operation: 'create' | 'update' | 'delete';
   readonly key: string;
   readonly id: string;
   readonly desired?: JsonRecord;
   readonly current?: JsonRecord;
+  /** The plan this write belongs to. */
+  readonly plan: KeyState;
+  state: OpState;
+  /** Superseded by a newer plan while waiting for its token: settled without writing. */
+  cancelled: boolean;
+  /**
+   * Not a write yet: a check, once this older write of the object ends, of what it did against
+   * this plan (which was computed from the state before it).
+   */
+  readonly recheck?: Op;
+  /** How the write ended: 'uncertain' when it may have been applied (timeout, network, abort). */
+  outcome?: 'ok' | 'failed' | 'uncertain';
 }
 
 interface KeyState {
   readonly key: string;
+  readonly batch: Batch;
   readonly output: ServiceOutput;
   readonly problems: GenerationProblem[];
   readonly desired: Map<string, JsonRecord>;
@@ -151,6 +183,11 @@ interface KeyState {
   retryNotBefore: number;
   /** Only rejected/foreign content failed: retry after the long backoff, not sooner. */
   onlyRejected: boolean;
+  /** Writes of this plan not settled yet. */
+  readonly open: Set<Op>;
+  /** A newer plan of the same key replaced this one (it reports the key's outcome). */
+  superseded: boolean;
+  finished: boolean;
 }
 
 interface Counts {
@@ -161,7 +198,44 @@ interface Counts {
   failed: number;
 }
 
+/** One push or resync: the plans of its keys, settled together. */
+interface Batch {
+  readonly trigger: string;
+  readonly started: number;
+  readonly signal: AbortSignal;
+  readonly counts: Counts;
+  readonly states: Map<string, KeyState>;
+  keys: number;
+  /** Key plans not finished, plus one while planning. */
+  open: number;
+  resolve: (r: PushResult) => void;
+  reject: (err: unknown) => void;
+  readonly done: Promise<PushResult>;
+}
+
+/** The write queue of one service key. */
+interface Lane {
+  readonly key: string;
+  plan: KeyState | undefined;
+  queue: Op[];
+  head: number;
+  /** In the fresh or the round-robin queue. */
+  scheduled: boolean;
+}
+
+/** What `submit` gives back: planned (`queued`) and written (`done`). */
+export interface Submitted {
+  readonly queued: Promise<void>;
+  readonly done: Promise<PushResult>;
+}
+
 const DEFAULT_RETRY: BackoffOptions = { initialMs: 1000, maxMs: 300_000 };
+
+/**
+ * The soft findings of a generation (a capped fan-out, a missing VIP or workload selector): logged
+ * once per change and sent as a Warning Event on the service. The one place that reads them.
+ */
+const notesOf = (output: ServiceOutput): readonly GenerationProblem[] => output.notes;
 
 export class Reconciler {
   private readonly store: ConfigStore;
@@ -181,9 +255,26 @@ export class Reconciler {
   /** id → content (hash, or 'delete') the API server rejected, not resent before `until`. */
   private readonly rejected = new Map<string, { content: string; until: number }>();
   private readonly retries = new Map<string, { at: number; attempts: number }>();
+  /** The notes last reported per key (so each change is reported once). */
+  private readonly noted = new Map<string, string>();
   /** Aeraki's EnvoyFilters, listed once and refreshed at every resync. */
   private aeraki: JsonRecord[] | undefined;
+  /** Planning is serialized (writes are not: they go through the lanes). */
   private chain: Promise<unknown> = Promise.resolve();
+
+  // ---- the write queue ----
+  private readonly lanes = new Map<string, Lane>();
+  /** Lanes that were idle when they got work: served first, once each. */
+  private readonly fresh = new Deque<Lane>();
+  /** Lanes with more work: served round-robin. */
+  private readonly ring = new Deque<Lane>();
+  /** id → the write of that object picked or in flight (never two at once). */
+  private readonly inflight = new Map<string, Op>();
+  /** id → a newer write of an object whose write is in flight: queued once that one ends. */
+  private readonly deferred = new Map<string, Op>();
+  private readonly batches = new Set<Batch>();
+  private readonly watched = new WeakSet<AbortSignal>();
+  private workers = 0;
 
   constructor(private readonly o: ReconcilerOptions) {
     this.store = o.store;
@@ -202,10 +293,23 @@ export class Reconciler {
       o.metrics?.reconcileWrites.inc({ operation, result: 'success' }, 0);
   }
 
-  /** Converges the EnvoyFilters of these service keys. Calls are serialized. */
+  /** Converges the EnvoyFilters of these service keys; resolves when their writes are settled. */
   reconcile(keys: Iterable<string>, signal: AbortSignal): Promise<PushResult> {
+    return this.submit(keys, signal).done;
+  }
+
+  /**
+   * Plans these keys and queues their writes. `queued` resolves once planned (the push loop goes
+   * on at once), `done` once every write of the batch is settled (written, failed, aborted or
+   * superseded by a newer plan of its key).
+   */
+  submit(keys: Iterable<string>, signal: AbortSignal): Submitted {
     const list = [...new Set(keys)];
-    return this.serialized(() => this.run(list, signal, 'push', false));
+    return this.enqueue('push', signal, async (batch) => {
+      // Without an index (local mode: the directory) a push reads the whole actual state.
+      const all = this.actualIndex === undefined ? [...(await this.actual())] : undefined;
+      this.plan(batch, list, false, all);
+    });
   }
 
   /**
@@ -213,15 +317,28 @@ export class Reconciler {
    * actual EnvoyFilter (so filters of vanished services are deleted), and Aeraki's list is re-read.
    */
   resync(signal: AbortSignal): Promise<PushResult> {
-    return this.serialized(async () => {
+    return this.enqueue('resync', signal, async (batch) => {
       this.aeraki = undefined;
       const keys = new Set(this.store.allProtocolServices().map((s) => s.key));
-      for (const ef of await this.actual()) {
+      const actual = [...(await this.actual())];
+      for (const ef of actual) {
         const k = serviceKeyOf(ef);
         if (k !== undefined && isBreezeOwned(ef)) keys.add(k);
       }
-      return this.run([...keys], signal, 'resync', true);
-    });
+      this.plan(batch, [...keys], true, actual);
+    }).done;
+  }
+
+  /** Resolves when every batch submitted so far is settled. */
+  async idle(): Promise<void> {
+    while (this.batches.size > 0) await Promise.allSettled([...this.batches].map((b) => b.done));
+  }
+
+  /** Writes queued (not yet picked), over all keys. */
+  get queuedWrites(): number {
+    let n = 0;
+    for (const lane of this.lanes.values()) n += lane.queue.length - lane.head;
+    return n + this.deferred.size;
   }
 
   /** The last error of every object not yet repaired, by `namespace/name`. */
@@ -241,39 +358,123 @@ export class Reconciler {
     return min;
   }
 
-  private serialized<T>(f: () => Promise<T>): Promise<T> {
-    const next = this.chain.then(f, f);
-    this.chain = next.catch(() => undefined);
-    return next;
+  private enqueue(
+    trigger: string,
+    signal: AbortSignal,
+    planner: (batch: Batch) => Promise<void> | void,
+  ): Submitted {
+    let resolve: (r: PushResult) => void = () => undefined;
+    let reject: (err: unknown) => void = () => undefined;
+    const done = new Promise<PushResult>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const batch: Batch = {
+      trigger,
+      started: this.clock.now(),
+      signal,
+      counts: { created: 0, updated: 0, deleted: 0, unchanged: 0, failed: 0 },
+      states: new Map(),
+      keys: 0,
+      open: 1,
+      resolve,
+      reject,
+      done,
+    };
+    this.batches.add(batch);
+    this.watch(signal);
+    const run = async (): Promise<void> => {
+      try {
+        // An aborted batch plans nothing: it must not replace a live plan of its keys.
+        if (!signal.aborted) await planner(batch);
+      } catch (err) {
+        this.batches.delete(batch);
+        batch.reject(err);
+        throw err;
+      }
+      this.closeOne(batch);
+      this.pump();
+    };
+    const queued = this.chain.then(run, run);
+    this.chain = queued.catch(() => undefined);
+    return { queued, done };
   }
 
-  private async run(
-    keys: string[],
-    signal: AbortSignal,
-    trigger: string,
-    full: boolean,
-  ): Promise<PushResult> {
-    const started = this.clock.now();
-    const counts: Counts = { created: 0, updated: 0, deleted: 0, unchanged: 0, failed: 0 };
+  /** Drops the queued writes of aborted batches as soon as their signal aborts. */
+  private watch(signal: AbortSignal): void {
+    if (this.watched.has(signal)) return;
+    this.watched.add(signal);
+    signal.addEventListener(
+      'abort',
+      () => {
+        try {
+          this.purge();
+        } catch (err) {
+          this.logger.error({ err }, 'dropping aborted writes failed');
+        }
+      },
+      { once: true },
+    );
+  }
+
+  /** Settles every queued or deferred write whose batch was aborted, as failed (not written). */
+  private purge(): void {
+    const aborted = (op: Op): boolean => op.plan.batch.signal.aborted;
+    const dropped: Op[] = [];
+    for (const lane of this.lanes.values()) {
+      const keep: Op[] = [];
+      for (let i = lane.head; i < lane.queue.length; i++) {
+        const op = lane.queue[i] as Op;
+        if (op.state === 'queued' && aborted(op)) dropped.push(op);
+        else keep.push(op);
+      }
+      lane.queue = keep;
+      lane.head = 0;
+    }
+    for (const [id, op] of this.deferred)
+      if (aborted(op)) {
+        this.deferred.delete(id);
+        dropped.push(op);
+      }
+    for (const op of dropped) {
+      op.plan.batch.counts.failed++;
+      op.plan.failed++;
+      op.plan.onlyRejected = false;
+      this.settle(op);
+    }
+  }
+
+  /**
+   * Computes the desired state of these keys and queues the differences. A key that already has a
+   * plan (queued or in flight) gets this one instead.
+   */
+  private plan(batch: Batch, keys: string[], full: boolean, all?: JsonRecord[]): void {
+    if (batch.signal.aborted) return; // aborted while reading the actual state
+    batch.keys = keys.length;
+    const counts = batch.counts;
     const keySet = new Set(keys);
     // A push reads only its keys' filters through the index; a resync reads everything.
     const index = full ? undefined : this.actualIndex;
-    const actualAll = [...(index === undefined ? await this.actual() : index.forKeys(keys))].filter(
-      isBreezeOwned,
-    );
+    const actualAll = [...(all ?? index?.forKeys(keys) ?? [])].filter(isBreezeOwned);
     const actualById = new Map(actualAll.map((ef) => [idOf(ef), ef]));
     const currentOf = (id: string): JsonRecord | undefined => actualById.get(id) ?? index?.byId(id);
-    const states = new Map<string, KeyState>();
+    const states = batch.states;
     for (const key of keys) {
+      const output = this.generate(key);
+      this.note(key, notesOf(output));
       states.set(key, {
         key,
-        output: this.generate(key),
+        batch,
+        output,
         problems: [],
         desired: new Map(),
         actual: new Map(),
         failed: 0,
         retryNotBefore: 0,
         onlyRejected: true,
+        open: new Set(),
+        superseded: false,
+        finished: false,
       });
     }
     const orphans: JsonRecord[] = [];
@@ -284,7 +485,12 @@ export class Reconciler {
     }
 
     // Desired state, and what to write.
-    const ops: Op[] = [];
+    const ops = new Map<KeyState, Op[]>();
+    const add = (s: KeyState, op: Omit<Op, 'plan' | 'state' | 'cancelled'>): void => {
+      let list = ops.get(s);
+      if (list === undefined) ops.set(s, (list = []));
+      list.push({ ...op, plan: s, state: 'queued', cancelled: false });
+    };
     const desiredBy = new Map<string, string>();
     for (const s of states.values()) {
       s.problems.push(...s.output.problems);
@@ -317,7 +523,7 @@ export class Reconciler {
           counts.failed++;
           continue;
         }
-        ops.push({
+        add(s, {
           operation: current === undefined ? 'create' : 'update',
           key: s.key,
           id,
@@ -327,23 +533,19 @@ export class Reconciler {
       }
     }
     for (const s of states.values()) {
-      for (const p of s.problems) {
-        this.logger.warn({ service: s.key, port: p.port }, `generation: ${formatProblem(p)}`);
-        for (const ref of this.involved(s.key, undefined))
-          this.eventer.event(ref, 'Warning', 'EnvoyFilterFailed', `generation: ${formatProblem(p)}`);
-      }
+      this.reportProblems(s);
       for (const [id, current] of s.actual) {
         if (desiredBy.has(id)) continue;
         if (s.problems.length > 0) {
           // Never delete on error: the service's existing filters stay until it generates again.
-          this.logger.info({ service: s.key, envoyFilter: id }, 'kept: the service has generation problems');
+          this.logger.debug({ service: s.key, envoyFilter: id }, 'kept: the service has generation problems');
           continue;
         }
         if (this.stillRejected(s, id, 'delete')) {
           counts.failed++;
           continue;
         }
-        ops.push({ operation: 'delete', key: s.key, id, current });
+        add(s, { operation: 'delete', key: s.key, id, current });
       }
     }
     // Unattributed filters of ours (no breeze.io/service): only a full resync without any problem
@@ -352,25 +554,284 @@ export class Reconciler {
       for (const ef of orphans) {
         const id = idOf(ef);
         if (desiredBy.has(id)) continue;
-        const s = this.orphanState(states);
+        const s = this.orphanState(batch);
         s.actual.set(id, ef);
-        ops.push({ operation: 'delete', key: s.key, id, current: ef });
+        add(s, { operation: 'delete', key: s.key, id, current: ef });
       }
     }
 
-    await forEachLimited(ops, this.concurrency, (op) => this.execute(op, states, counts, signal));
+    // Install the plans: each replaces its key's previous one in the write queue.
+    batch.open += states.size;
+    for (const s of states.values()) this.install(s, ops.get(s) ?? []);
+  }
 
-    if (this.o.adoptAeraki === true && this.sink.listForeign !== undefined && !signal.aborted) {
-      await this.adopt(states, signal);
+  /** Makes `s` its key's plan: the previous plan's queued writes give way to these. */
+  private install(s: KeyState, ops: Op[]): void {
+    let lane = this.lanes.get(s.key);
+    if (lane === undefined) {
+      lane = { key: s.key, plan: undefined, queue: [], head: 0, scheduled: false };
+      this.lanes.set(s.key, lane);
     }
+    const old = lane.plan;
+    lane.plan = s;
+    lane.queue = [];
+    lane.head = 0;
+    if (old !== undefined && old !== s) this.supersede(old);
+    for (const op of ops) {
+      s.open.add(op);
+      const busy = this.inflight.get(op.id);
+      if (busy !== undefined && !busy.cancelled) {
+        if (busy.state === 'writing' && sameWrite(busy, op)) {
+          // That very write is under way: its outcome stands for this plan too (a failure of a
+          // superseded plan still schedules the key's retry).
+          s.open.delete(op);
+          continue;
+        }
+        this.defer(op);
+        continue;
+      }
+      lane.queue.push(op);
+    }
+    // Writes of older plans of this key still under way: this plan was computed from the state
+    // before them, so what each did is checked against it once it ends.
+    const planned = new Set(ops.map((op) => op.id));
+    for (const w of this.inflight.values()) {
+      if (w.key !== s.key || w.plan === s || w.state !== 'writing' || planned.has(w.id)) continue;
+      const check: Op = {
+        operation: 'update',
+        key: s.key,
+        id: w.id,
+        plan: s,
+        state: 'queued',
+        cancelled: false,
+        recheck: w,
+      };
+      s.open.add(check);
+      this.defer(check);
+    }
+    if (lane.queue.length > 0) this.schedule(lane);
+    if (s.open.size === 0) void this.finish(s);
+  }
 
-    for (const s of states.values()) this.finishKey(s, signal);
-    this.conditions(states);
-    this.updateGauges();
-    this.o.metrics?.reconcileDuration.observe({ trigger }, (this.clock.now() - started) / 1000);
-    const result: PushResult = { keys: keys.length, ...counts };
-    this.logger.info({ trigger, ...result, failing: this.failed.size }, 'reconciled');
-    return result;
+  /** A newer plan of the same key replaces `old`: its writes not yet started are dropped. */
+  private supersede(old: KeyState): void {
+    old.superseded = true;
+    for (const op of [...old.open]) {
+      if (op.state === 'queued') this.settle(op);
+      else if (op.state === 'deferred') {
+        if (this.deferred.get(op.id) === op) this.deferred.delete(op.id);
+        this.settle(op);
+      } else if (op.state === 'picked') op.cancelled = true; // settled by its worker, unwritten
+      // 'writing': runs to its end and reports into the old plan
+    }
+  }
+
+  /** Holds a write back until the write of the same object in flight has ended. */
+  private defer(op: Op): void {
+    const previous = this.deferred.get(op.id);
+    if (previous !== undefined && previous !== op) this.settle(previous);
+    op.state = 'deferred';
+    this.deferred.set(op.id, op);
+  }
+
+  /** Queues the write held back for `id`, if any, now that no write of it is in flight. */
+  private release(id: string): void {
+    const held = this.deferred.get(id);
+    if (held === undefined || this.inflight.has(id)) return;
+    this.deferred.delete(id);
+    let op = held;
+    if (held.recheck !== undefined) {
+      const fix = held.plan.batch.signal.aborted ? undefined : this.corrective(held);
+      if (fix === undefined) {
+        this.settle(held);
+        return;
+      }
+      held.plan.open.add(fix);
+      this.settle(held);
+      op = fix;
+    }
+    const lane = this.lanes.get(op.key);
+    if (lane === undefined || lane.plan !== op.plan || op.plan.batch.signal.aborted) {
+      if (op.plan.batch.signal.aborted) {
+        op.plan.batch.counts.failed++;
+        op.plan.failed++;
+        op.plan.onlyRejected = false;
+      }
+      this.settle(op);
+      return;
+    }
+    op.state = 'queued';
+    lane.queue.splice(lane.head, 0, op);
+    this.schedule(lane);
+  }
+
+  /**
+   * The write that makes an object what plan `check.plan` wants after an older write of it ended
+   * (undefined: nothing to do). `current` is unknown: the sinks re-read it.
+   */
+  private corrective(check: Op): Op | undefined {
+    const w = check.recheck;
+    const s = check.plan;
+    if (w === undefined || w.outcome === 'failed') return undefined;
+    const want = s.desired.get(check.id);
+    const base = { key: s.key, id: check.id, plan: s, state: 'queued' as const, cancelled: false };
+    if (want !== undefined) {
+      if (w.desired !== undefined && contentOf(w.desired) === contentOf(want)) return undefined;
+      return { ...base, operation: w.operation === 'delete' ? 'create' : 'update', desired: want };
+    }
+    // Not desired: delete what the older write made, unless the service has generation problems
+    // (never delete on error).
+    if (w.operation === 'delete' || s.problems.length > 0) return undefined;
+    return { ...base, operation: 'delete' };
+  }
+
+  private schedule(lane: Lane): void {
+    if (lane.scheduled) return;
+    lane.scheduled = true;
+    this.fresh.push(lane);
+  }
+
+  /** Starts writers while there is work and a free slot. */
+  private pump(): void {
+    while (this.workers < this.concurrency && (this.fresh.size > 0 || this.ring.size > 0)) {
+      this.workers++;
+      void this.worker()
+        .catch((err: unknown) => this.logger.error({ err }, 'EnvoyFilter writer failed'))
+        .finally(
+          guarded(
+            () => {
+              this.workers--;
+              this.pump();
+            },
+            (err) => this.logger.error({ err }, 'restarting EnvoyFilter writers failed'),
+          ),
+        );
+    }
+  }
+
+  private async worker(): Promise<void> {
+    for (;;) {
+      const op = this.pick();
+      if (op === undefined) return;
+      await this.execute(op);
+    }
+  }
+
+  /** The next write: an idle-until-now lane first, else round-robin over the busy lanes. */
+  private pick(): Op | undefined {
+    for (;;) {
+      const lane = this.fresh.shift() ?? this.ring.shift();
+      if (lane === undefined) return undefined;
+      const op = lane.queue[lane.head++];
+      if (lane.head < lane.queue.length) this.ring.push(lane);
+      else {
+        lane.scheduled = false;
+        lane.queue = [];
+        lane.head = 0;
+      }
+      if (op === undefined || op.state !== 'queued') continue;
+      const busy = this.inflight.get(op.id);
+      if (busy !== undefined && !busy.cancelled) {
+        this.defer(op);
+        continue;
+      }
+      op.state = 'picked';
+      this.inflight.set(op.id, op);
+      return op;
+    }
+  }
+
+  /** Settles one write of a plan; the plan finishes with its last write. */
+  private settle(op: Op): void {
+    if (op.state === 'settled') return;
+    op.state = 'settled';
+    const s = op.plan;
+    s.open.delete(op);
+    if (s.open.size === 0 && this.batchPlanned(s)) void this.finish(s);
+  }
+
+  /** Whether the plan was installed (a plan still being installed finishes at the end of it). */
+  private batchPlanned(s: KeyState): boolean {
+    return this.lanes.get(s.key)?.plan === s || s.superseded;
+  }
+
+  /** A plan whose writes are all settled: Aeraki adoption, retry bookkeeping, then its batch. */
+  private async finish(s: KeyState): Promise<void> {
+    if (s.finished) return;
+    s.finished = true;
+    const batch = s.batch;
+    try {
+      if (
+        this.o.adoptAeraki === true &&
+        this.sink.listForeign !== undefined &&
+        !s.superseded &&
+        !batch.signal.aborted
+      )
+        await this.adopt(new Map([[s.key, s]]), batch.signal);
+      this.finishKey(s, batch.signal);
+      const lane = this.lanes.get(s.key);
+      if (lane !== undefined && lane.plan === s && !lane.scheduled) this.lanes.delete(s.key);
+    } catch (err) {
+      this.logger.error({ err, service: s.key }, 'finishing a service failed');
+    }
+    this.closeOne(batch);
+  }
+
+  private closeOne(batch: Batch): void {
+    batch.open--;
+    if (batch.open === 0) this.close(batch);
+  }
+
+  private close(batch: Batch): void {
+    const result: PushResult = { keys: batch.keys, ...batch.counts };
+    try {
+      const live = new Map([...batch.states].filter(([, s]) => !s.superseded));
+      this.conditions(live);
+      this.updateGauges();
+      this.o.metrics?.reconcileDuration.observe(
+        { trigger: batch.trigger },
+        (this.clock.now() - batch.started) / 1000,
+      );
+      this.logger.info({ trigger: batch.trigger, ...result, failing: this.failed.size }, 'reconciled');
+    } catch (err) {
+      this.logger.error({ err }, 'reporting a push failed');
+    }
+    this.batches.delete(batch);
+    batch.resolve(result);
+  }
+
+  /** Notes (soft findings) of a key: logged and sent as a Warning Event once per change. */
+  private note(key: string, notes: readonly GenerationProblem[]): void {
+    if (notes.length === 0) {
+      this.noted.delete(key);
+      return;
+    }
+    const signature = notes.map(formatProblem).join('\n');
+    if (this.noted.get(key) === signature) return;
+    this.noted.set(key, signature);
+    const refs = this.involved(key, undefined);
+    for (const n of notes.slice(0, MAX_PROBLEMS_LISTED)) {
+      this.logger.warn({ service: key, port: n.port }, `generation: ${formatProblem(n)}`);
+      for (const ref of refs) this.eventer.event(ref, 'Warning', 'GenerationWarning', formatProblem(n));
+    }
+    if (notes.length > MAX_PROBLEMS_LISTED)
+      this.logger.warn({ service: key }, `generation: and ${notes.length - MAX_PROBLEMS_LISTED} more notes`);
+  }
+
+  /** Generation problems of a plan: logged and sent as Events (the first MAX_PROBLEMS_LISTED). */
+  private reportProblems(s: KeyState): void {
+    if (s.problems.length === 0) return;
+    const refs = this.involved(s.key, undefined);
+    for (const p of s.problems.slice(0, MAX_PROBLEMS_LISTED)) {
+      this.logger.warn({ service: s.key, port: p.port }, `generation: ${formatProblem(p)}`);
+      for (const ref of refs)
+        this.eventer.event(ref, 'Warning', 'EnvoyFilterFailed', `generation: ${formatProblem(p)}`);
+    }
+    if (s.problems.length > MAX_PROBLEMS_LISTED)
+      this.logger.warn(
+        { service: s.key },
+        `generation: and ${s.problems.length - MAX_PROBLEMS_LISTED} more problems`,
+      );
   }
 
   private generate(key: string): ServiceOutput {
@@ -383,12 +844,13 @@ export class Reconciler {
     }
   }
 
-  private orphanState(states: Map<string, KeyState>): KeyState {
+  private orphanState(batch: Batch): KeyState {
     const key = '(unattributed)';
-    let s = states.get(key);
+    let s = batch.states.get(key);
     if (s === undefined) {
       s = {
         key,
+        batch,
         output: empty(),
         problems: [],
         desired: new Map(),
@@ -396,8 +858,11 @@ export class Reconciler {
         failed: 0,
         retryNotBefore: 0,
         onlyRejected: true,
+        open: new Set(),
+        superseded: false,
+        finished: false,
       };
-      states.set(key, s);
+      batch.states.set(key, s);
     }
     return s;
   }
@@ -415,18 +880,18 @@ export class Reconciler {
     return true;
   }
 
-  private async execute(
-    op: Op,
-    states: Map<string, KeyState>,
-    counts: Counts,
-    signal: AbortSignal,
-  ): Promise<void> {
-    const s = states.get(op.key);
-    if (s === undefined) return;
+  /** One write: its token, then the sink call. Never throws; settles the write. */
+  private async execute(op: Op): Promise<void> {
+    const s = op.plan;
+    const { signal, counts } = s.batch;
     const [namespace = '', name = ''] = op.id.split('/');
     try {
       if (signal.aborted) throw new BreezeError('API_RETRYABLE', 'aborted');
       await this.bucket.take(signal);
+      if (op.cancelled) return; // superseded while waiting: the newer plan has it
+      signal.throwIfAborted();
+      op.state = 'writing';
+      op.outcome = 'uncertain';
       if (op.operation === 'delete') {
         await this.sink.delete(namespace, name, signal, op.current);
         counts.deleted++;
@@ -444,39 +909,56 @@ export class Reconciler {
           this.succeeded(op, 'EnvoyFilterCreated', `EnvoyFilter ${op.id} created`);
         }
       }
+      op.outcome = 'ok';
     } catch (err) {
-      counts.failed++;
-      s.failed++;
-      if (signal.aborted) {
-        s.onlyRejected = false;
-        return; // a lost lease, a shutdown: not the object's fault; the next leader resyncs
+      if (op.outcome === 'uncertain' && !signal.aborted && toApiError(err, op.id).code !== 'API_RETRYABLE')
+        op.outcome = 'failed'; // the API server answered: nothing was applied
+      try {
+        this.recordFailure(op, err);
+      } catch (e) {
+        this.logger.error({ err: e, envoyFilter: op.id }, 'recording a failed write failed');
       }
-      // BreezeErrors pass through; a quoted inlined password never reaches the log or an Event.
-      const e = redactWriteError(toApiError(err, `${op.operation} ${op.id}`), [op.desired, op.current]);
-      const code = e.code;
-      const rejected = code === 'API_INVALID' || code === 'FOREIGN_OBJECT';
-      if (rejected) {
-        const until = this.clock.now() + this.invalidRetryMs;
-        this.rejected.set(op.id, {
-          content: op.desired === undefined ? 'delete' : contentOf(op.desired),
-          until,
-        });
-        s.retryNotBefore = Math.max(s.retryNotBefore, until);
-      } else {
-        s.onlyRejected = false;
-        if (e.retryAfterMs !== undefined)
-          s.retryNotBefore = Math.max(s.retryNotBefore, this.clock.now() + e.retryAfterMs);
-      }
-      this.fail(op.id, op.key, op.operation, code, e.status, e.message);
-      const target = op.desired ?? op.current;
-      for (const ref of this.involved(op.key, target))
-        this.eventer.event(
-          ref,
-          'Warning',
-          'EnvoyFilterFailed',
-          `EnvoyFilter ${op.id}: ${op.operation} failed: ${e.message}`,
-        );
+    } finally {
+      if (this.inflight.get(op.id) === op) this.inflight.delete(op.id);
+      this.settle(op);
+      this.release(op.id);
     }
+  }
+
+  private recordFailure(op: Op, err: unknown): void {
+    const s = op.plan;
+    const { signal, counts } = s.batch;
+    counts.failed++;
+    s.failed++;
+    if (signal.aborted) {
+      s.onlyRejected = false;
+      return; // a lost lease, a shutdown: not the object's fault; the next leader resyncs
+    }
+    // BreezeErrors pass through; a quoted inlined password never reaches the log or an Event.
+    const e = redactWriteError(toApiError(err, `${op.operation} ${op.id}`), [op.desired, op.current]);
+    const code = e.code;
+    const rejected = code === 'API_INVALID' || code === 'FOREIGN_OBJECT';
+    if (rejected) {
+      const until = this.clock.now() + this.invalidRetryMs;
+      this.rejected.set(op.id, {
+        content: op.desired === undefined ? 'delete' : contentOf(op.desired),
+        until,
+      });
+      s.retryNotBefore = Math.max(s.retryNotBefore, until);
+    } else {
+      s.onlyRejected = false;
+      if (e.retryAfterMs !== undefined)
+        s.retryNotBefore = Math.max(s.retryNotBefore, this.clock.now() + e.retryAfterMs);
+    }
+    this.fail(op.id, op.key, op.operation, code, e.status, e.message);
+    const target = op.desired ?? op.current;
+    for (const ref of this.involved(op.key, target))
+      this.eventer.event(
+        ref,
+        'Warning',
+        'EnvoyFilterFailed',
+        `EnvoyFilter ${op.id}: ${op.operation} failed: ${e.message}`,
+      );
   }
 
   private succeeded(
@@ -519,18 +1001,23 @@ export class Reconciler {
     this.logger.warn({ service, envoyFilter: id, operation, code, status, attempts }, message);
   }
 
-  /** Retry bookkeeping and stale failure cleanup of one key after its operations. */
+  /**
+   * Retry bookkeeping and stale failure cleanup of one key after its operations. A superseded plan
+   * only adds a retry for its own failed writes (the newer plan owns the rest).
+   */
   private finishKey(s: KeyState, signal: AbortSignal): void {
-    // Failures of objects this key no longer desires nor has are moot.
-    for (const [id, f] of this.failed) {
-      if (f.service !== s.key || f.operation === 'adopt_delete') continue;
-      if (!s.desired.has(id) && !s.actual.has(id)) this.repaired(id);
+    if (!s.superseded) {
+      // Failures of objects this key no longer desires nor has are moot.
+      for (const [id, f] of this.failed) {
+        if (f.service !== s.key || f.operation === 'adopt_delete') continue;
+        if (!s.desired.has(id) && !s.actual.has(id)) this.repaired(id);
+      }
+      if (s.failed === 0) {
+        this.retries.delete(s.key);
+        return;
+      }
     }
-    if (s.failed === 0) {
-      this.retries.delete(s.key);
-      return;
-    }
-    if (signal.aborted) return;
+    if (s.failed === 0 || signal.aborted) return;
     const attempts = (this.retries.get(s.key)?.attempts ?? 0) + 1;
     const now = this.clock.now();
     const backoff = s.onlyRejected ? 0 : backoffDelay(attempts, this.retryBackoff, this.random);
@@ -717,4 +1204,37 @@ function empty(): ServiceOutput {
 function contentOf(ef: JsonRecord): string {
   const a = annotationsOf(ef);
   return `${a[CONTENT_HASH_ANNOTATION] ?? ''}|${JSON.stringify(a)}`;
+}
+
+/** The same write of the same object (so one in flight stands for the other). */
+function sameWrite(a: Op, b: Op): boolean {
+  if (a.id !== b.id) return false;
+  if (a.desired === undefined || b.desired === undefined)
+    return a.operation === 'delete' && b.operation === 'delete';
+  return contentOf(a.desired) === contentOf(b.desired);
+}
+
+/** A FIFO with O(1) push and shift. */
+class Deque<T> {
+  private items: T[] = [];
+  private head = 0;
+
+  get size(): number {
+    return this.items.length - this.head;
+  }
+
+  push(item: T): void {
+    this.items.push(item);
+  }
+
+  shift(): T | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const item = this.items[this.head];
+    this.head++;
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return item;
+  }
 }
