@@ -3,6 +3,7 @@ import { checkBounds, DEFAULT_BOUNDS } from '../model/bounds.js';
 import { asRecord, asString, type JsonRecord } from '../model/json.js';
 import { handledKind, objectRef, type HandledKind } from '../model/kinds.js';
 import type { ConfigView } from '../cache/store.js';
+import type { RedisAuthMode } from '../protocols/redis/authmode.js';
 import { BudgetExceeded, CpuBudget } from './budget.js';
 import { guardEnvoyFilter } from './envoyfilter-guard.js';
 import { mutateServiceEntry } from './mutators/serviceentry.js';
@@ -40,6 +41,8 @@ export interface AdmissionDeps {
   readonly onAdmitted?: (change: AdmittedChange) => void;
   /** Usernames allowed to change Breeze's EnvoyFilters (Breeze's own service account). */
   readonly breezeUsers?: readonly string[];
+  /** The server's `--redis-auth-mode`, for the validators' warnings. */
+  readonly redisAuthMode?: RedisAuthMode;
   /** A new CPU budget for one request (default: REQUEST_CPU_BUDGET_MS of wall time from now). */
   readonly newBudget?: () => CpuBudget;
 }
@@ -183,7 +186,12 @@ function decide(webhook: Webhook, req: AdmissionRequest, deps: AdmissionDeps): D
     const oldObject = oldViolation === undefined ? req.oldObject : undefined;
     if (webhook === 'mutate')
       return { decision: mutate(kind, req.object, { namespace, name, req, deps, oldObject, budget }) };
-    const findings = VALIDATORS[kind](req.object, { view: deps.view, namespace, budget });
+    const findings = VALIDATORS[kind](req.object, {
+      view: deps.view,
+      namespace,
+      budget,
+      ...(deps.redisAuthMode === undefined ? {} : { redisAuthMode: deps.redisAuthMode }),
+    });
     if (findings.problems.length > 0) return { decision: deny(findings.problems, findings.warnings) };
     const decision = allow(findings.warnings);
     if (req.dryRun || deps.onAdmitted === undefined) return { decision };

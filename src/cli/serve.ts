@@ -318,6 +318,7 @@ export async function startBreeze(
     view: store,
     vips: new VipAllocator(new Ipv4Range(config.vipCidr), store),
     ...(feed === undefined ? {} : { onAdmitted: feed.record }),
+    redisAuthMode: config.redisAuthMode,
     // Who may change Breeze's EnvoyFilters: Breeze's own service account (downward API).
     breezeUsers:
       env.POD_NAMESPACE !== undefined && env.POD_SERVICE_ACCOUNT !== undefined

@@ -182,6 +182,13 @@ t.test('admission warnings: the mode, and in file mode the annotations clients n
   ]);
   const name = volumeName('cache', 'redis-auth');
   const file = validateRedisService(rs({ 'breeze.io/redis-auth-mode': 'file' }), ctx);
+  // The server's --redis-auth-mode reaches the webhook: no annotation, flag file, same warnings.
+  t.same(
+    validateRedisService(rs(), { ...ctx, redisAuthMode: 'file' }),
+    file,
+    'the webhook knows the server flag: file mode warnings without the annotation',
+  );
+  t.same(validateRedisService(rs(), { ...ctx, redisAuthMode: 'inline' }).warnings, [inlineModeWarning(true)]);
   t.same(file, {
     problems: [],
     warnings: [

@@ -46,7 +46,7 @@ export function validateRedisDestination(object: JsonRecord, ctx: ValidationCont
   checkTcp(pool?.tcp, f);
   checkRedis(pool?.redis, f, ctx);
   // Which Redis auth mode applies and, in file mode, the pod annotations clients need.
-  if (!f.denied) f.merge(authModeFindings('RedisDestination', object, ctx.namespace));
+  if (!f.denied) f.merge(authModeFindings('RedisDestination', object, ctx.namespace, ctx.redisAuthMode));
   return f.build();
 }
 

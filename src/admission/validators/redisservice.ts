@@ -46,7 +46,7 @@ export function validateRedisService(object: JsonRecord, ctx: ValidationContext)
   checkRoutes(spec.redis, caseInsensitive, f, ctx);
   checkFaults(spec.faults, f, ctx);
   // Which Redis auth mode applies and, in file mode, the pod annotations clients need.
-  if (!f.denied) f.merge(authModeFindings('RedisService', object, ctx.namespace));
+  if (!f.denied) f.merge(authModeFindings('RedisService', object, ctx.namespace, ctx.redisAuthMode));
   return f.build();
 }
 
