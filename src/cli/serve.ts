@@ -2,6 +2,7 @@ import { hostname, tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { AdmissionDeps } from '../admission/handler.js';
+import { warmUpAdmission } from '../admission/warmup.js';
 import { Ipv4Range, VipAllocator } from '../admission/vip.js';
 import { ConfigStore } from '../cache/store.js';
 import { formatListenAddress } from '../config/address.js';
@@ -326,6 +327,8 @@ export async function startBreeze(
         : [],
   };
   feed?.start();
+  // Compile the validators before the first request is timed against its CPU budget.
+  warmUpAdmission(config.domain);
   // Serving starts at once (liveness); readiness waits for every source's initial state.
   const server = await BreezeServer.start({
     listen: config.listen,

@@ -33,6 +33,12 @@ export function handledKind(group: string, version: string, kind: string): Handl
   return VERSIONS_OF[group]?.includes(version) ? k : undefined;
 }
 
+/** The group, newest served version and kind of a handled kind (as in an AdmissionReview's request.kind). */
+export function handledKindGvk(kind: HandledKind): { group: string; version: string; kind: HandledKind } {
+  const group = GROUP_OF[kind];
+  return { group, version: VERSIONS_OF[group]?.[0] ?? 'v1', kind };
+}
+
 /** Splits `group/version` (or the core `v1`) into its parts. */
 export function splitApiVersion(apiVersion: string): { group: string; version: string } {
   const slash = apiVersion.indexOf('/');
