@@ -1,9 +1,13 @@
 // Issue 11, finding 1: one request crashed Breeze. A ServiceEntry nested 20,000 levels deep in a
 // field no validator reads was allowed, recorded, and overflowed the stack in the cache after the
 // slot was replaced (a 500, a poisoned slot, then the process exited when the pending change
-// expired); arrays 10,000 deep in a field a denial quotes gave a 500. Each is now denied in-band
-// naming the limit, nothing is recorded, and the process outlives the admission grace.
+// expired); arrays 10,000 deep in a field a denial quotes gave a 500. Each is now refused naming
+// the limit, nothing is recorded, and the process outlives the admission grace. A body nested
+// deeper than the API server's own JSON decoder allows (10,000 levels) is refused with HTTP 400
+// before it is parsed (no real review is that deep, so no real request can be refused that way);
+// anything shallower is denied in-band naming Breeze's 100-level bound.
 import t from 'tap';
+import type { Test } from 'tap';
 import {
   attack,
   deniedForBound,
@@ -22,6 +26,12 @@ import {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** A body deeper than any API server sends: a 400 naming the pre-parse nesting limit. */
+function refusedBeforeParsing(t: Test, res: { status: number; text: string }): void {
+  t.equal(res.status, 400, 'HTTP 400 before parsing');
+  t.match(res.text, /nested deeper than 10010 levels/, 'names the nesting limit');
+}
+
 // A short grace: a change admitted and never confirmed expires (and is dropped by the interval
 // that crashed the process) within 10 × grace when no source reports its kind.
 const GRACE_MS = 300;
@@ -38,20 +48,33 @@ t.test('deep nesting: denied in-band, nothing recorded, the process outlives the
     review.request.object.metadata.name = NEST_NAME;
     review.request.object.spec.exportTo = HOLE;
     const o = await attack(b, withHole(review, nestedObjects(20_000)));
+    refusedBeforeParsing(t, o.res);
+    stayedUp(t, o);
+    await unchanged(t, b, o);
+    t.strictSame(b.breeze.store.pendingKeys(), [], 'no admission change pending');
+  });
+
+  await t.test('5,000-deep nesting (parsed): denied in-band naming the 100-level bound', async (t) => {
+    const uid = 'hostile-nest-5000';
+    const review = fixtureReview('serviceentry/allow-dubbo.v1.json', uid);
+    review.request.name = `${NEST_NAME}-5000`;
+    review.request.object.metadata.name = `${NEST_NAME}-5000`;
+    review.request.object.spec.exportTo = HOLE;
+    const o = await attack(b, withHole(review, nestedObjects(5_000)));
     deniedForBound(t, inBand(t, o.res, uid), /spec\.exportTo/, /\b100\b/);
     stayedUp(t, o);
     await unchanged(t, b, o);
     t.strictSame(b.breeze.store.pendingKeys(), [], 'no admission change pending');
   });
 
-  await t.test('20,000-deep nesting in metadata.managedFields', async (t) => {
+  await t.test('5,000-deep nesting in metadata.managedFields', async (t) => {
     const uid = 'hostile-nest-managed';
     const review = fixtureReview('serviceentry/allow-dubbo.v1.json', uid);
     // managedFields' fieldsV1 is free-form JSON in every real object.
     review.request.object.metadata.managedFields = [
       { manager: 'kubectl', operation: 'Apply', fieldsType: 'FieldsV1', fieldsV1: HOLE },
     ];
-    const o = await attack(b, withHole(review, nestedObjects(20_000)));
+    const o = await attack(b, withHole(review, nestedObjects(5_000)));
     deniedForBound(t, inBand(t, o.res, uid), /managedFields/, /\b100\b/);
     stayedUp(t, o);
     await unchanged(t, b, o);
