@@ -34,6 +34,7 @@ import {
   type Family,
   type HostileCase,
 } from '../test/hostile/mutations.js';
+import { loopbackArgs } from '../test/e2e/loopback.js';
 import { sampleReview } from './admission.js';
 import type { HostileFamilyResult, HostileResult, Latency } from './report.js';
 
@@ -192,16 +193,7 @@ export async function runHostileBench(opts: {
       main,
       args: [
         'serve',
-        '--mode',
-        'local',
-        '--listen',
-        '127.0.0.1:0',
-        '--health-listen',
-        '127.0.0.1:0',
-        '--tls-cert-file',
-        certs.certFile,
-        '--tls-key-file',
-        certs.keyFile,
+        ...loopbackArgs('local', certs),
         '--config-dir',
         configDir,
         '--out-dir',

@@ -1,4 +1,4 @@
-// `breeze serve --mode cluster` on loopback, as the tests, the pipeline benchmark and the soak run
+// `breeze serve` on loopback, as the tests, the pipeline benchmark and the soak run
 // start it: the flags for ephemeral ports and a serving pair, and the ports read from its banner.
 
 export interface ServePorts {
@@ -6,14 +6,14 @@ export interface ServePorts {
   readonly health: number;
 }
 
-/** Cluster mode on 127.0.0.1 with ephemeral webhook and health ports, serving this pair. */
-export function loopbackClusterArgs(certs: {
-  readonly certFile: string;
-  readonly keyFile: string;
-}): string[] {
+/** `--mode` on 127.0.0.1 with ephemeral webhook and health ports, serving this pair. */
+export function loopbackArgs(
+  mode: 'local' | 'cluster',
+  certs: { readonly certFile: string; readonly keyFile: string },
+): string[] {
   return [
     '--mode',
-    'cluster',
+    mode,
     '--listen',
     '127.0.0.1:0',
     '--health-listen',
@@ -23,6 +23,14 @@ export function loopbackClusterArgs(certs: {
     '--tls-key-file',
     certs.keyFile,
   ];
+}
+
+/** Cluster mode on 127.0.0.1 with ephemeral webhook and health ports, serving this pair. */
+export function loopbackClusterArgs(certs: {
+  readonly certFile: string;
+  readonly keyFile: string;
+}): string[] {
+  return loopbackArgs('cluster', certs);
 }
 
 /**

@@ -15,6 +15,7 @@ import { writeDevCertificates } from '../../src/pki/certs.js';
 import { MAX_WARNINGS } from '../../src/model/limits.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import { send, type Response } from '../server/helpers.js';
+import { loopbackArgs } from '../e2e/loopback.js';
 
 export { send, type Response };
 
@@ -59,16 +60,7 @@ export async function startLocal(t: TapLike, opts: { grace?: string } = {}): Pro
   });
   const config = parseServeConfig(
     [
-      '--mode',
-      'local',
-      '--listen',
-      '127.0.0.1:0',
-      '--health-listen',
-      '127.0.0.1:0',
-      '--tls-cert-file',
-      certs.certFile,
-      '--tls-key-file',
-      certs.keyFile,
+      ...loopbackArgs('local', certs),
       '--config-dir',
       configDir,
       '--out-dir',
