@@ -30,12 +30,18 @@ export class CpuBudget {
   private readonly sampleEvery: number;
   private calls = 0;
 
+  /**
+   * @param now wall clock in ms; injected by tests, then read on every check
+   * @param cpu process CPU clock in ms; by default the real one when `now` is not injected, none
+   *   (wall time only) when it is, unless given too
+   */
   constructor(
     readonly budgetMs: number = REQUEST_CPU_BUDGET_MS,
     now?: () => number,
+    cpu?: () => number,
   ) {
     this.now = now ?? (() => performance.now());
-    this.cpu = now === undefined ? processCpuMs : undefined;
+    this.cpu = cpu ?? (now === undefined ? processCpuMs : undefined);
     this.sampleEvery = now === undefined ? SAMPLE_EVERY : 1;
     this.wallDeadline = this.now() + budgetMs;
     this.cpuDeadline = this.cpu === undefined ? 0 : this.cpu() + budgetMs;

@@ -133,3 +133,33 @@ t.test('the bounds check counts against the budget: a huge object is cut short, 
   clock = 0;
   t.match(admit('validate', small, deps).body, { response: { allowed: true } });
 });
+
+t.test('the budget is spent only when both wall time and process CPU time pass it', async (t) => {
+  let wall = 0;
+  let cpu = 0;
+  const b = new CpuBudget(
+    100,
+    () => wall,
+    () => cpu,
+  );
+  wall = 500; // another process held the core: wall time passed, our CPU time did not
+  t.doesNotThrow(() => b.check(), 'a busy node does not deny');
+  wall = 0;
+  cpu = 500; // another thread of ours (GC, a parsing worker) used CPU: wall time did not pass
+  t.doesNotThrow(() => b.check(), 'other threads do not deny');
+  wall = 101;
+  cpu = 101;
+  t.throws(() => b.check(), { budgetMs: 100, code: 'BAD_REQUEST' });
+});
+
+t.test('with the real clocks, check() samples them and still stops a long loop', async (t) => {
+  const b = new CpuBudget(5);
+  const start = performance.now();
+  t.throws(
+    () => {
+      for (;;) b.check();
+    },
+    { budgetMs: 5, code: 'BAD_REQUEST' },
+  );
+  t.ok(performance.now() - start >= 5, 'not before the budget');
+});
