@@ -17,18 +17,21 @@ const SAMPLE_EVERY = 32;
  * BudgetExceeded, which the handler turns into a denial naming the limit (never a 500, never a
  * state change). A budget that never expires is `CpuBudget.unlimited()` (offline `breeze validate`).
  *
- * The budget is spent only when both the wall time and the process's CPU time since the request
- * began exceed it: other processes on a busy node stretch wall time but not our CPU time, and other
- * threads of ours (GC, a file-parsing worker) add CPU time but not wall time, so neither makes a
- * valid object's decision depend on the machine's load. Tests inject one clock (`now`), which is
- * then read on every check.
+ * The budget is spent only when the wall time since the request began is past it AND the process
+ * used at least half of it in CPU time since the wall time passed half of it. Other processes on a
+ * busy node stretch wall time but not our CPU time, and other threads of ours (GC, a parsing
+ * worker) add CPU time but not wall time, so neither makes a valid object's decision depend on the
+ * machine's load. The CPU clock (a getrusage syscall, several microseconds) is read only by
+ * requests already past half the budget, never by the ordinary ones. Tests inject the clocks.
  */
 export class CpuBudget {
-  private readonly wallDeadline: number;
-  private readonly cpuDeadline: number;
+  private readonly start: number;
+  private readonly now: () => number;
   private readonly cpu: (() => number) | undefined;
   private readonly sampleEvery: number;
   private calls = 0;
+  /** Process CPU time when the wall time first passed half the budget. */
+  private cpuAtHalf: number | undefined;
 
   /**
    * @param now wall clock in ms; injected by tests, then read on every check
@@ -43,19 +46,23 @@ export class CpuBudget {
     this.now = now ?? (() => performance.now());
     this.cpu = cpu ?? (now === undefined ? processCpuMs : undefined);
     this.sampleEvery = now === undefined ? SAMPLE_EVERY : 1;
-    this.wallDeadline = this.now() + budgetMs;
-    this.cpuDeadline = this.cpu === undefined ? 0 : this.cpu() + budgetMs;
+    this.start = this.now();
   }
-
-  private readonly now: () => number;
 
   static unlimited(): CpuBudget {
     return new CpuBudget(Number.POSITIVE_INFINITY);
   }
 
   get exceeded(): boolean {
-    if (!(this.now() > this.wallDeadline)) return false;
-    return this.cpu === undefined || this.cpu() > this.cpuDeadline;
+    const wall = this.now() - this.start;
+    if (this.cpu === undefined) return wall > this.budgetMs;
+    if (!(wall > this.budgetMs / 2)) return false;
+    const cpu = this.cpu();
+    if (this.cpuAtHalf === undefined) {
+      this.cpuAtHalf = cpu;
+      return false;
+    }
+    return wall > this.budgetMs && cpu - this.cpuAtHalf > this.budgetMs / 2;
   }
 
   /** Throws BudgetExceeded once the budget is spent. Cheap: the clocks are read now and then. */

@@ -134,23 +134,39 @@ t.test('the bounds check counts against the budget: a huge object is cut short, 
   t.match(admit('validate', small, deps).body, { response: { allowed: true } });
 });
 
-t.test('the budget is spent only when both wall time and process CPU time pass it', async (t) => {
-  let wall = 0;
-  let cpu = 0;
-  const b = new CpuBudget(
-    100,
-    () => wall,
-    () => cpu,
-  );
-  wall = 500; // another process held the core: wall time passed, our CPU time did not
-  t.doesNotThrow(() => b.check(), 'a busy node does not deny');
-  wall = 0;
-  cpu = 500; // another thread of ours (GC, a parsing worker) used CPU: wall time did not pass
-  t.doesNotThrow(() => b.check(), 'other threads do not deny');
-  wall = 101;
-  cpu = 101;
-  t.throws(() => b.check(), { budgetMs: 100, code: 'BAD_REQUEST' });
-});
+t.test(
+  'the budget is spent only when wall time passes it and CPU time half of it since halfway',
+  async (t) => {
+    let wall = 0;
+    let cpu = 0;
+    const b = new CpuBudget(
+      100,
+      () => wall,
+      () => cpu,
+    );
+    wall = 40;
+    t.doesNotThrow(() => b.check(), 'before halfway: not even the CPU clock is read');
+    wall = 60; // halfway: the CPU clock is read for the first time (cpu 0)
+    t.doesNotThrow(() => b.check());
+    wall = 500; // another process held the core: wall time passed, our CPU time did not
+    cpu = 20;
+    t.doesNotThrow(() => b.check(), 'a busy node does not deny');
+    wall = 101;
+    cpu = 51;
+    t.throws(() => b.check(), { budgetMs: 100, code: 'BAD_REQUEST' }, 'both past: denied');
+
+    let wall2 = 0;
+    let cpu2 = 0;
+    const other = new CpuBudget(
+      100,
+      () => wall2,
+      () => cpu2,
+    );
+    cpu2 = 500; // another thread of ours used CPU: wall time did not pass
+    wall2 = 10;
+    t.doesNotThrow(() => other.check(), 'other threads alone do not deny');
+  },
+);
 
 t.test('with the real clocks, check() samples them and still stops a long loop', async (t) => {
   const b = new CpuBudget(5);
