@@ -37,3 +37,25 @@ export class BreezeError extends Error {
 export function isBreezeError(err: unknown, code?: BreezeErrorCode): err is BreezeError {
   return err instanceof BreezeError && (code === undefined || err.code === code);
 }
+
+/**
+ * Wraps a timer, interval or event callback so that nothing it throws escapes (a throw out of a
+ * timer ends the process): the error goes to `onError`, and an error of `onError` itself is
+ * swallowed.
+ */
+export function guarded<A extends unknown[]>(
+  fn: (...args: A) => void,
+  onError: (err: unknown) => void,
+): (...args: A) => void {
+  return (...args: A) => {
+    try {
+      fn(...args);
+    } catch (err) {
+      try {
+        onError(err);
+      } catch {
+        // nothing left to report to
+      }
+    }
+  };
+}

@@ -33,21 +33,3 @@ export function sleepOn(clock: Clock, ms: number, signal?: AbortSignal): Promise
     signal?.addEventListener('abort', done, { once: true });
   });
 }
-
-/**
- * Wraps a timer or event callback so that nothing it throws escapes (a throw out of a timer ends
- * the process): the error goes to `onError`, and an error of `onError` itself is swallowed.
- */
-export function guarded(fn: () => void, onError: (err: unknown) => void): () => void {
-  return () => {
-    try {
-      fn();
-    } catch (err) {
-      try {
-        onError(err);
-      } catch {
-        // nothing left to report to
-      }
-    }
-  };
-}

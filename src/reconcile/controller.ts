@@ -1,7 +1,8 @@
+import { guarded } from '../errors.js';
 import type { ConfigStore } from '../cache/store.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { guarded, sleepOn, systemClock, type Clock, type TimerHandle } from './clock.js';
+import { sleepOn, systemClock, type Clock, type TimerHandle } from './clock.js';
 import { Debouncer } from './debouncer.js';
 import type { Reconciler } from './reconciler.js';
 

@@ -1,9 +1,10 @@
 // Coalesces bursts of dirty keys into pushes, as Aeraki's (and Istio's) debounce does: a push
 // starts once no key was added for `quietMs`, or `maxMs` after the first pending key at the latest
 // (a steady stream of events cannot starve pushes). Pushes never overlap.
+import { guarded } from '../errors.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { guarded, systemClock, type Clock, type TimerHandle } from './clock.js';
+import { systemClock, type Clock, type TimerHandle } from './clock.js';
 
 export type PushFn = (keys: Set<string>) => Promise<void>;
 

@@ -1,13 +1,14 @@
 // Leader election on a coordination.k8s.io/v1 Lease, with client-go's leaderelection semantics
 // (client-node has no elector). Only the leader writes EnvoyFilters; every replica serves
 // admission and keeps its caches warm, so a standby takes over without a cold start.
+import { guarded } from '../errors.js';
 import { hostname } from 'node:os';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { isKubeApiError, kubeRequest } from '../kube/request.js';
 import { asRecord, asString, type JsonRecord } from '../model/json.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { guarded, sleepOn, systemClock, type Clock, type TimerHandle } from './clock.js';
+import { sleepOn, systemClock, type Clock, type TimerHandle } from './clock.js';
 
 export const DEFAULT_LEASE_NAME = 'breeze-leader';
 export const DEFAULT_LEASE_DURATION_MS = 15_000;

@@ -34,7 +34,7 @@
  *   leader's (or start's) resync.
  */
 import type { ConfigStore } from '../cache/store.js';
-import { BreezeError, type BreezeErrorCode } from '../errors.js';
+import { BreezeError, guarded, type BreezeErrorCode } from '../errors.js';
 import { asRecord, asString, type JsonRecord } from '../model/json.js';
 import type { ServiceView } from '../model/service.js';
 import {
@@ -53,7 +53,7 @@ import type { Metrics } from '../telemetry/metrics.js';
 import { NoopEventer, STATUS_KINDS, type EventReason, type Eventer, type InvolvedObject } from './events.js';
 import { toApiError } from '../kube/request.js';
 import { annotationsOf, idOf, isBreezeOwned, sameContent, serviceKeyOf, sourcesOf } from './owned.js';
-import { guarded, systemClock, type Clock } from './clock.js';
+import { systemClock, type Clock } from './clock.js';
 import { forEachLimited, TokenBucket } from './ratelimit.js';
 import { MAX_PROBLEMS_LISTED } from '../model/limits.js';
 import type { EnvoyFilterSink, PushResult } from './types.js';

@@ -1,9 +1,9 @@
 import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
-import { constants as fsConstants, watch, type FSWatcher } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
 import { createSecureContext, type Server as TlsServer } from 'node:tls';
 import { BreezeError } from '../errors.js';
+import { readRegularFile } from '../sources/regular-file.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 
@@ -54,24 +54,11 @@ const MIN_TLS_VERSION = 'TLSv1.2';
  * holding a libuv thread, and a huge file is never read.
  */
 export async function readTlsFile(path: string, max = MAX_TLS_FILE_BYTES): Promise<string> {
-  const handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
-  try {
-    const st = await handle.stat();
-    if (!st.isFile()) throw new Error(`${path} is not a regular file`);
-    if (st.size > max) throw new Error(`${path} is larger than ${max} bytes`);
-    // The file may grow between fstat and read: read up to max + 1 bytes to notice.
-    const buf = Buffer.allocUnsafe(max + 1);
-    let length = 0;
-    while (length < buf.length) {
-      const { bytesRead } = await handle.read(buf, length, buf.length - length, length);
-      if (bytesRead === 0) break;
-      length += bytesRead;
-    }
-    if (length > max) throw new Error(`${path} is larger than ${max} bytes`);
-    return buf.toString('utf8', 0, length);
-  } finally {
-    await handle.close();
-  }
+  const read = await readRegularFile(path, max);
+  if (read.ok) return read.text;
+  throw new Error(
+    read.reason === 'not-regular' ? `${path} is not a regular file` : `${path} is larger than ${max} bytes`,
+  );
 }
 
 /** Reads and checks a certificate/key pair; throws TLS_MATERIAL with a message free of key bytes. */

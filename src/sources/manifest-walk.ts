@@ -1,6 +1,7 @@
-import { constants, type BigIntStats } from 'node:fs';
-import { open, opendir, stat } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
+import { opendir, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
+import { readRegularFile } from './regular-file.js';
 
 /**
  * Largest manifest file Breeze reads: 4 MiB. etcd refuses an object over 1.5 MiB, so no single
@@ -223,31 +224,16 @@ export type ManifestReader = (path: string) => Promise<ReadResult>;
  * file under the cap, and reads at most cap + 1 bytes. Never throws.
  */
 export const readManifest: ManifestReader = async (path) => {
-  let handle;
   try {
-    handle = await open(path, constants.O_RDONLY | ((constants.O_NONBLOCK as number | undefined) ?? 0));
+    // Up to the file's size + 1 bytes (not the whole cap): a small file costs a small buffer.
+    const read = await readRegularFile(path, MAX_MANIFEST_FILE_BYTES, (size) => size);
+    const identity = identityOf(read.stats);
+    if (read.ok) return { ok: true, text: read.text, identity };
+    if (read.reason === 'not-regular')
+      return { ok: false, message: `${kindOf(read.stats)}, not a regular file: skipped, not read`, identity };
+    const size = read.grew ? `over ${read.stats.size}` : read.stats.size;
+    return { ok: false, message: tooLarge(size), identity };
   } catch (err) {
     return { ok: false, message: `cannot read: ${code(err)}` };
-  }
-  try {
-    const s = await handle.stat({ bigint: true });
-    const identity = identityOf(s);
-    if (!s.isFile())
-      return { ok: false, message: `${kindOf(s)}, not a regular file: skipped, not read`, identity };
-    if (s.size > BigInt(MAX_MANIFEST_FILE_BYTES)) return { ok: false, message: tooLarge(s.size), identity };
-    const buffer = Buffer.allocUnsafe(Math.min(Number(s.size), MAX_MANIFEST_FILE_BYTES) + 1);
-    let length = 0;
-    while (length < buffer.length) {
-      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
-      if (bytesRead === 0) break;
-      length += bytesRead;
-    }
-    if (length > MAX_MANIFEST_FILE_BYTES)
-      return { ok: false, message: tooLarge(`over ${length - 1}`), identity };
-    return { ok: true, text: buffer.toString('utf8', 0, length), identity };
-  } catch (err) {
-    return { ok: false, message: `cannot read: ${code(err)}` };
-  } finally {
-    await handle.close().catch(() => undefined);
   }
 };

@@ -2,11 +2,12 @@
 // EnvoyFilter writes at 20/s; a service admitted 3 s later waited for the whole backlog (about
 // 16 min), and SIGTERM did not stop the process meanwhile. Everything here runs on a fake clock:
 // the bounds are in fake time, never wall time.
+import { guarded } from '../../src/errors.js';
 import t from 'tap';
 import { ConfigStore } from '../../src/cache/store.js';
 import type { JsonRecord } from '../../src/model/json.js';
 import { generateForKeys } from '../../src/protocols/generate.js';
-import { guarded, sleepOn, type Clock } from '../../src/reconcile/clock.js';
+import { sleepOn, type Clock } from '../../src/reconcile/clock.js';
 import { Controller } from '../../src/reconcile/controller.js';
 import { Debouncer } from '../../src/reconcile/debouncer.js';
 import { RecordingEventer } from '../../src/reconcile/events.js';

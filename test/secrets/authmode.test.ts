@@ -20,16 +20,11 @@ import {
   volumeName,
 } from '../../src/protocols/redis/authmode.js';
 import { parseManifestText } from '../../src/sources/file.js';
+import { redisServiceYaml } from './manifests.js';
 
 const PASSWORD = 'file-mode-never-shows-this';
 const MANIFESTS = `
-apiVersion: v1
-kind: Service
-metadata: {name: redis, namespace: cache}
-spec:
-  clusterIP: 10.96.70.1
-  selector: {app: redis}
-  ports: [{name: tcp-redis, port: 6379, targetPort: 6379}]
+${redisServiceYaml('10.96.70.1')}
 ---
 apiVersion: v1
 kind: Secret

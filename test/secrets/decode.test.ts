@@ -13,6 +13,7 @@ import { createLogger } from '../../src/telemetry/logger.js';
 import { FakeKubeApiServer } from '../fakes/kube-apiserver.js';
 import { memoryEnv } from '../reconcile/fixtures.js';
 import { waitFor } from '../sources/helpers.js';
+import { redisServiceYaml } from './manifests.js';
 
 const GEN = { rootNamespace: 'istio-system', namespaceScope: false, domain: 'cluster.local' };
 const logger = createLogger({ level: 'silent' });
@@ -73,13 +74,7 @@ t.test('decodeSecret: stringData over data, bad keys kept apart, __proto__ is ju
 });
 
 const SERVICE = `
-apiVersion: v1
-kind: Service
-metadata: {name: redis, namespace: cache}
-spec:
-  clusterIP: 10.96.50.1
-  selector: {app: redis}
-  ports: [{name: tcp-redis, port: 6379, targetPort: 6379}]
+${redisServiceYaml('10.96.50.1')}
 ---
 apiVersion: redis.aeraki.io/v1alpha1
 kind: RedisService

@@ -13,6 +13,7 @@ import { inlinedCredentials, redactText, REDACTED } from '../../src/telemetry/se
 import { parseManifestText } from '../../src/sources/file.js';
 import { captureLogger } from '../server/helpers.js';
 import { GEN, memoryEnv } from '../reconcile/fixtures.js';
+import { redisServiceYaml } from './manifests.js';
 
 const signal = new AbortController().signal;
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
@@ -30,21 +31,9 @@ t.test('a failing write quoting the EnvoyFilter: no password in logs, Events or 
   const USER = `user-${unique}`;
   const GARBLED = `not-base64-${unique}!`;
   const manifests = `
-apiVersion: v1
-kind: Service
-metadata: {name: redis, namespace: cache}
-spec:
-  clusterIP: 10.96.60.1
-  selector: {app: redis}
-  ports: [{name: tcp-redis, port: 6379, targetPort: 6379}]
+${redisServiceYaml('10.96.60.1')}
 ---
-apiVersion: v1
-kind: Service
-metadata: {name: broken, namespace: cache}
-spec:
-  clusterIP: 10.96.60.2
-  selector: {app: broken}
-  ports: [{name: tcp-redis, port: 6379, targetPort: 6379}]
+${redisServiceYaml('10.96.60.2', 'broken')}
 ---
 apiVersion: v1
 kind: Secret
@@ -152,13 +141,7 @@ t.test('redactText: raw, JSON-escaped and doubly escaped forms; longest secret f
 t.test('generation problems for wrong-typed auth fields name the type, never the value', async (t) => {
   const SECRET = `Wr0ng-Typed-${randomBytes(6).toString('hex')}`;
   const base = `
-apiVersion: v1
-kind: Service
-metadata: {name: redis, namespace: cache}
-spec:
-  clusterIP: 10.96.61.1
-  selector: {app: redis}
-  ports: [{name: tcp-redis, port: 6379, targetPort: 6379}]
+${redisServiceYaml('10.96.61.1')}
 ---
 apiVersion: redis.aeraki.io/v1alpha1
 kind: RedisService

@@ -28,7 +28,7 @@ import { readFileSync } from 'node:fs';
 import grpc from '@grpc/grpc-js';
 import type { ClientDuplexStream, StatusObject } from '@grpc/grpc-js';
 import { canonicalJson, type JsonRecord } from '../../model/json.js';
-import { guarded } from '../guard.js';
+import { guardedLogged } from '../guard.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { ConfigSink, Source } from '../types.js';
 import {
@@ -345,7 +345,7 @@ export class IstiodSource implements Source {
     this.connection = connection;
     call.on(
       'data',
-      guarded(this.log, 'handling an istiod response', (response: DiscoveryResponse) => {
+      guardedLogged(this.log, 'handling an istiod response', (response: DiscoveryResponse) => {
         this.onResponse(connection, response);
       }),
     );
@@ -353,7 +353,7 @@ export class IstiodSource implements Source {
     call.on('error', () => undefined);
     call.on(
       'status',
-      guarded(
+      guardedLogged(
         this.log,
         'handling the end of the istiod stream',
         (status: StatusObject) => this.onStreamEnd(connection, status),
@@ -363,7 +363,7 @@ export class IstiodSource implements Source {
     const resync = this.options.resyncIntervalMs;
     if (resync !== undefined && resync > 0) {
       connection.resync = setTimeout(
-        guarded(
+        guardedLogged(
           this.log,
           'reopening the istiod ADS stream',
           () => {
@@ -423,7 +423,7 @@ export class IstiodSource implements Source {
   private schedule(delay: number): void {
     if (this.stopped) return;
     this.timer = setTimeout(
-      guarded(
+      guardedLogged(
         this.log,
         'connecting to istiod',
         () => this.connect(),

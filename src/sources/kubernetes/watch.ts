@@ -1,7 +1,7 @@
 import { Watch, type KubeConfig } from '@kubernetes/client-node';
 import { asArray, asRecord, asString, isRecord, type JsonRecord } from '../../model/json.js';
 import type { Logger } from '../../telemetry/logger.js';
-import { guarded } from '../guard.js';
+import { guardedLogged } from '../guard.js';
 import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
 import type { Discovery } from './discovery.js';
 import { collectionPath, getJson, isKubeApiError, KubeApiError } from './rest.js';
@@ -338,11 +338,11 @@ export class ListWatch {
       const onAbort = (): void => finish('stopped');
       signal.addEventListener('abort', onAbort);
       const relistTimer = setTimeout(
-        guarded(this.log, 'the relist timer', () => finish('relist')),
+        guardedLogged(this.log, 'the relist timer', () => finish('relist')),
         remaining,
       );
       const watchdog = setInterval(
-        guarded(this.log, 'the watch watchdog', () => {
+        guardedLogged(this.log, 'the watch watchdog', () => {
           if (Date.now() - lastActivity >= watchdogMs) finish('silent');
         }),
         Math.max(10, Math.min(1000, Math.floor(watchdogMs / 4))),
@@ -359,12 +359,16 @@ export class ListWatch {
         timeoutSeconds: Math.max(1, Math.ceil(remaining / 1000)),
         labelSelector: this.resource.labelSelector,
       };
-      const onEvent = guarded(this.log, 'handling a watch event', (type: string, object: unknown): void => {
-        if (settled) return;
-        lastActivity = Date.now();
-        events++;
-        this.onEvent(cursor, type, object, finish);
-      });
+      const onEvent = guardedLogged(
+        this.log,
+        'handling a watch event',
+        (type: string, object: unknown): void => {
+          if (settled) return;
+          lastActivity = Date.now();
+          events++;
+          this.onEvent(cursor, type, object, finish);
+        },
+      );
       const onDone = (err: unknown): void => {
         if (settled) return;
         if (err === null || err === undefined) return finish('closed');
