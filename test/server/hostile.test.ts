@@ -7,13 +7,8 @@ import { gzipSync } from 'node:zlib';
 import t from 'tap';
 import { Ipv4Range, VipAllocator } from '../../src/admission/vip.js';
 import { ConfigStore } from '../../src/cache/store.js';
-import {
-  buildWebhookApp,
-  MAX_BODY_DEPTH,
-  parseBody,
-  type ServerTimeouts,
-  type WebhookApp,
-} from '../../src/server/app.js';
+import { buildWebhookApp, type ServerTimeouts, type WebhookApp } from '../../src/server/app.js';
+import { MAX_BODY_DEPTH, parseBody } from '../../src/server/body.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import { createMetrics, LABEL_VALUES, type Metrics } from '../../src/telemetry/metrics.js';
 import { makeCerts, send, startHarness, validV1, type CertSet } from './helpers.js';
