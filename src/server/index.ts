@@ -1,11 +1,10 @@
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { FastifyInstance } from 'fastify';
 import type { AdmissionDeps } from '../admission/handler.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { buildWebhookApp, type WebhookApp } from './app.js';
-import { buildHealthApp, type Readiness } from './health.js';
+import { HealthServer, type Readiness } from './health.js';
 import { ClientAuthGuard } from './client-auth.js';
 import { CertificateReloader } from './tls.js';
 
@@ -33,6 +32,8 @@ export interface BreezeServerOptions {
   readonly isSynced: () => boolean;
   /** Time between going not-ready and closing the listener, for endpoints to drop this pod. */
   readonly drainDelayMs?: number;
+  /** /healthz fails once the main event loop has not turned for this long (default 10 s). */
+  readonly liveStallMs?: number;
   /** Certificate poll interval (file events trigger reloads sooner). */
   readonly pollIntervalMs?: number;
 }
@@ -44,7 +45,7 @@ export class BreezeServer {
 
   private constructor(
     private readonly webhook: WebhookApp,
-    private readonly health: FastifyInstance,
+    private readonly health: HealthServer,
     private readonly reloader: CertificateReloader,
     private readonly clientAuth: ClientAuthGuard | undefined,
     private readonly opts: BreezeServerOptions,
@@ -73,10 +74,6 @@ export class BreezeServer {
     });
     // The apps ask the server for its state; it exists once they do.
     const ref: { server?: BreezeServer } = {};
-    const health = buildHealthApp({
-      metrics: opts.metrics,
-      readiness: () => ref.server?.readiness() ?? { ready: false, reasons: ['starting'] },
-    });
     const clientAuth =
       clientCa === undefined
         ? undefined
@@ -85,22 +82,29 @@ export class BreezeServer {
             logger: opts.logger,
           });
     if (clientAuth !== undefined) reloader.onClientCaChange((ca) => clientAuth.caChanged(ca));
-    const server = new BreezeServer(webhook, health, reloader, clientAuth, opts);
-    ref.server = server;
+    let health: HealthServer | undefined;
     try {
       reloader.attach(webhook.server);
       await webhook.listen({ host: opts.listen.host, port: opts.listen.port });
-      await health.listen({ host: opts.healthListen.host, port: opts.healthListen.port });
+      health = await HealthServer.start({
+        host: opts.healthListen.host,
+        port: opts.healthListen.port,
+        metrics: opts.metrics,
+        logger: opts.logger,
+        readiness: () => ref.server?.readiness() ?? { ready: false, reasons: ['starting'] },
+        ...(opts.liveStallMs === undefined ? {} : { liveStallMs: opts.liveStallMs }),
+      });
     } catch (err) {
       try {
         await webhook.close();
-        await health.close();
       } finally {
         reloader.stop();
         clientAuth?.detach();
       }
       throw err;
     }
+    const server = new BreezeServer(webhook, health, reloader, clientAuth, opts);
+    ref.server = server;
     opts.logger.info(
       {
         webhookPort: server.webhookPort,
@@ -118,7 +122,7 @@ export class BreezeServer {
   }
 
   get healthPort(): number {
-    return (this.health.server.address() as AddressInfo).port;
+    return this.health.port;
   }
 
   /** Ready iff the certificate is loaded, the cache is synced and the server is not draining. */
