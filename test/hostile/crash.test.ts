@@ -3,9 +3,9 @@
 // slot was replaced (a 500, a poisoned slot, then the process exited when the pending change
 // expired); arrays 10,000 deep in a field a denial quotes gave a 500. Each is now refused naming
 // the limit, nothing is recorded, and the process outlives the admission grace. A body nested
-// deeper than the API server's own JSON decoder allows (10,000 levels) is refused with HTTP 400
-// before it is parsed (no real review is that deep, so no real request can be refused that way);
-// anything shallower is denied in-band naming Breeze's 100-level bound.
+// deeper than the API server's own JSON decoder allows (10,000 levels) is refused before it is
+// parsed, in-band (code 413) when its uid is readable, else HTTP 400 (no real review is that deep,
+// so no real request can be refused that way); anything shallower is denied in-band naming Breeze's 100-level bound.
 import t from 'tap';
 import type { Test } from 'tap';
 import {
@@ -26,10 +26,19 @@ import {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A body deeper than any API server sends: a 400 naming the pre-parse nesting limit. */
-function refusedBeforeParsing(t: Test, res: { status: number; text: string }): void {
-  t.equal(res.status, 400, 'HTTP 400 before parsing');
-  t.match(res.text, /nested deeper than 10010 levels/, 'names the nesting limit');
+/**
+ * A body deeper than any API server sends: refused before parsing, naming the nesting limit; in-band
+ * (code 413) since its uid is readable where the API server writes it.
+ */
+function refusedBeforeParsing(t: Test, res: { status: number; text: string }, uid: string): void {
+  t.equal(res.status, 200, 'an AdmissionReview answer');
+  t.match(JSON.parse(res.text), {
+    response: {
+      uid,
+      allowed: false,
+      status: { code: 413, reason: 'RequestEntityTooLarge', message: /nested deeper than 10010 levels/ },
+    },
+  });
 }
 
 // A short grace: a change admitted and never confirmed expires (and is dropped by the interval
@@ -48,7 +57,7 @@ t.test('deep nesting: denied in-band, nothing recorded, the process outlives the
     review.request.object.metadata.name = NEST_NAME;
     review.request.object.spec.exportTo = HOLE;
     const o = await attack(b, withHole(review, nestedObjects(20_000)));
-    refusedBeforeParsing(t, o.res);
+    refusedBeforeParsing(t, o.res, uid);
     stayedUp(t, o);
     await unchanged(t, b, o);
     t.strictSame(b.breeze.store.pendingKeys(), [], 'no admission change pending');
