@@ -1,11 +1,10 @@
 import { watch, type FSWatcher } from 'node:fs';
-import { extname } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { asString, canonicalJson, type JsonRecord } from '../model/json.js';
 import { parseManifestText, type ParsedManifest } from './manifest-parse.js';
 import { readManifest, walkManifests, type ManifestReader } from './manifest-walk.js';
 import type { ConfigSink, Source } from './types.js';
+import { startSiblingWorker } from '../worker.js';
 
 export { parseManifestText, MAX_YAML_ALIAS_COUNT, MAX_EXPANDED_UNITS } from './manifest-parse.js';
 export type { ParsedManifest } from './manifest-parse.js';
@@ -138,21 +137,11 @@ export class ManifestParseWorker {
 
   private ensure(): Worker {
     if (this.worker !== undefined) return this.worker;
-    const self = fileURLToPath(import.meta.url);
-    const entry = new URL(`./manifest-worker${extname(self)}`, import.meta.url);
     const options = { resourceLimits: { maxOldGenerationSizeMb: 1024, stackSizeMb: 16 } };
-    // From the built package: manifest-worker.js next to this module. From source (tests, the
-    // bench, `node --import tsx`): workers do not inherit the TypeScript loader, so register it.
     const w =
       this.entry !== undefined
         ? new Worker(this.entry, options)
-        : extname(self) === '.ts'
-          ? new Worker(
-              `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})` +
-                `.then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); })`,
-              { ...options, eval: true },
-            )
-          : new Worker(entry, options);
+        : startSiblingWorker(import.meta.url, 'manifest-worker', options);
     w.unref();
     w.on('message', (m: { id: number; objects: JsonRecord[]; errors: string[] }) => {
       if (m.id === 0) this.ready = true;
