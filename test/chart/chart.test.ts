@@ -706,6 +706,7 @@ t.test('values.schema.json rejects bad values', async (t) => {
     [['istiod.enabled=true', 'istiod.address=istiod:15012/x'], /address/],
     [['protocols={dubbo,http}'], /protocols/],
     [['protocols=dubbo'], /protocols/],
+    [['protocols={}'], /protocols/],
     [['config.logLevel=verbose'], /logLevel/],
     [['config.drainDelay=3'], /drainDelay/],
     [['replicas=3'], /replicas/],
@@ -718,6 +719,12 @@ t.test('values.schema.json rejects bad values', async (t) => {
       t.match(res.stderr, where, `${set.join(' ')}: names the value`);
     }),
   );
+});
+
+t.test('protocols: null or empty fails the render', async (t) => {
+  const res = await helm(['template', RELEASE, CHART, '--set', 'protocols=null']);
+  t.not(res.code, 0);
+  t.match(res.stderr, 'protocols must list at least one of dubbo, thrift, redis, zookeeper, kafka');
 });
 
 t.test('the args of every scenario are accepted by breeze serve', async (t) => {
