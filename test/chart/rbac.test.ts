@@ -7,6 +7,7 @@
 // and every rendered rule must have been used, or be listed below with the reason it was not.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:tls';
 import { join } from 'node:path';
 import t from 'tap';
 import { parseAllDocuments } from 'yaml';
@@ -410,6 +411,36 @@ for (const [name, mode] of Object.entries(MODES)) {
       api.remove(o.apiVersion, o.kind, o.metadata.namespace ?? 'default', o.metadata.name);
     await seen('an EnvoyFilter deleted', ALWAYS['an EnvoyFilter deleted']!);
     for (const [what, p] of Object.entries({ ...ALWAYS, ...mode.expect })) await seen(what, p);
+    if (config.tlsMode === 'self-managed') {
+      // The wiring is complete: both configurations now carry the CA in every webhook, and the
+      // API server's call (the Service's DNS name, that CA) verifies Breeze's serving certificate.
+      const bundles = new Set<string>();
+      await waitFor(
+        'caBundle in every webhook',
+        () => {
+          bundles.clear();
+          const configs = [
+            api.get('admissionregistration.k8s.io/v1', 'ValidatingWebhookConfiguration', '', FULLNAME),
+            api.get('admissionregistration.k8s.io/v1', 'MutatingWebhookConfiguration', '', FULLNAME),
+          ];
+          const hooks = configs.flatMap((c) => (c?.webhooks ?? []) as K8sObject[]);
+          for (const w of hooks) bundles.add(String(w.clientConfig?.caBundle ?? ''));
+          return hooks.length > 0 && !bundles.has('');
+        },
+        30_000,
+      );
+      t.equal(bundles.size, 1, 'one CA bundle in every webhook');
+      const ca = Buffer.from([...bundles][0]!, 'base64').toString('utf8');
+      const servername = `${FULLNAME}.${NAMESPACE}.svc`;
+      const verified = await new Promise<boolean>((resolve, reject) => {
+        const socket = connect({ host: '127.0.0.1', port: breeze.webhookPort, servername, ca }, () => {
+          resolve(socket.authorized);
+          socket.end();
+        });
+        socket.on('error', reject);
+      });
+      t.ok(verified, `the serving certificate verifies for ${servername} against the patched caBundle`);
+    }
     await breeze.stop(); // releases the Lease (an update)
     stopped = true;
 
