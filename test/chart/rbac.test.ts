@@ -5,7 +5,7 @@
 // the self-managed Secret and caBundle, Aeraki adoption). Then every request it made must be
 // allowed by the rendered Roles and ClusterRoles (an RBAC evaluator over the rendered objects),
 // and every rendered rule must have been used, or be listed below with the reason it was not.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { connect } from 'node:tls';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import { startBreeze } from '../../src/cli/serve.js';
 import { parseServeConfig } from '../../src/config/serve.js';
 import { writeDevCertificates } from '../../src/pki/certs.js';
 import { createLogger } from '../../src/telemetry/logger.js';
+import { FakeIstiod } from '../fakes/istiod.js';
 import { FakeKubeApiServer, type RequestRecord } from '../fakes/kube-apiserver.js';
 import { waitFor } from '../wait.js';
 import {
@@ -223,8 +224,12 @@ const examples = (file: string): K8sObject[] =>
 interface Mode {
   readonly set: readonly string[];
   readonly extra?: readonly string[];
+  /** The release namespace; default NAMESPACE. */
+  readonly namespace?: string;
+  /** Run the istiod source against a fake istiod (TLS, bearer token) with the chart's flags. */
+  readonly istiod?: boolean;
   /** Rendered grants this mode's scenario does not use, with the reason (checked to exist). */
-  readonly unused: Readonly<Record<string, string>>;
+  readonly unused: (tlsRole: string) => Readonly<Record<string, string>>;
   /** Before Breeze starts. */
   readonly before?: (api: FakeKubeApiServer) => void;
   /** Extra requests the scenario must have seen, by description. */
@@ -236,33 +241,32 @@ const NAMESPACES_UNUSED =
 const SECRET_UPDATE_UNUSED =
   'the self-managed Secret is updated only on renewal or repair: the singleWriter mode starts on a Secret without a serving pair and covers it';
 const CR = `ClusterRole ${FULLNAME}`;
-const TLS_ROLE = `Role ${FULLNAME}-tls (${NAMESPACE})`;
 const isPath = (method: string, re: RegExp) => (r: RequestRecord) => r.method === method && re.test(r.path);
 
 const MODES: Record<string, Mode> = {
   default: {
     set: [],
-    unused: {
+    unused: (TLS_ROLE) => ({
       [`${CR}: list namespaces`]: NAMESPACES_UNUSED,
       [`${CR}: watch namespaces`]: NAMESPACES_UNUSED,
       [`${TLS_ROLE}: update secrets [${FULLNAME}-tls]`]: SECRET_UPDATE_UNUSED,
-    },
+    }),
   },
   certManager: {
     set: ['tls.mode=certManager'],
     extra: CERT_MANAGER_API,
-    unused: {
+    unused: () => ({
       [`${CR}: list namespaces`]: NAMESPACES_UNUSED,
       [`${CR}: watch namespaces`]: NAMESPACES_UNUSED,
-    },
+    }),
   },
   namespaceScope: {
     set: ['config.envoyfilterNamespaceScope=true', 'webhook.envoyFilters.namespaces={dubbo,redis,thrift}'],
-    unused: {
+    unused: (TLS_ROLE) => ({
       [`${CR}: list namespaces`]: NAMESPACES_UNUSED,
       [`${CR}: watch namespaces`]: NAMESPACES_UNUSED,
       [`${TLS_ROLE}: update secrets [${FULLNAME}-tls]`]: SECRET_UPDATE_UNUSED,
-    },
+    }),
     expect: {
       'an EnvoyFilter written in a service namespace': isPath(
         'POST',
@@ -272,13 +276,13 @@ const MODES: Record<string, Mode> = {
   },
   adoptAeraki: {
     set: ['config.adoptAeraki=true'],
-    unused: {
+    unused: (TLS_ROLE) => ({
       [`${CR}: list namespaces`]: NAMESPACES_UNUSED,
       [`${CR}: watch namespaces`]: NAMESPACES_UNUSED,
       [`${TLS_ROLE}: update secrets [${FULLNAME}-tls]`]: SECRET_UPDATE_UNUSED,
       [`${CR}: get envoyfilters.networking.istio.io`]:
         "a GET of an Aeraki EnvoyFilter happens only when its delete conflicts (409): the list's copy is used first",
-    },
+    }),
     before: (api) => {
       // Aeraki's inbound filter for the Dubbo service, in the service's own namespace.
       api.put({
@@ -295,14 +299,24 @@ const MODES: Record<string, Mode> = {
       ),
     },
   },
+  istiod: {
+    namespace: ROOT_NS,
+    istiod: true,
+    set: ['istiod.enabled=true'],
+    unused: (TLS_ROLE) => ({
+      [`${CR}: list namespaces`]: NAMESPACES_UNUSED,
+      [`${CR}: watch namespaces`]: NAMESPACES_UNUSED,
+      [`${TLS_ROLE}: update secrets [${FULLNAME}-tls]`]: SECRET_UPDATE_UNUSED,
+    }),
+  },
   singleWriter: {
     set: ['replicaCount=1', 'config.leaderElect=false'],
-    unused: {
+    unused: (TLS_ROLE) => ({
       [`${CR}: list namespaces`]: NAMESPACES_UNUSED,
       [`${CR}: watch namespaces`]: NAMESPACES_UNUSED,
       [`${TLS_ROLE}: create secrets`]:
         'the Secret exists already (left without a serving pair, so it is repaired)',
-    },
+    }),
     before: (api) => {
       api.put({
         apiVersion: 'v1',
@@ -315,7 +329,11 @@ const MODES: Record<string, Mode> = {
 };
 
 /** The rendered Deployment's args, made to run here: loopback ports, local certificate files. */
-async function argsForHere(objs: K8sObject[], dir: string): Promise<string[]> {
+async function argsForHere(
+  objs: K8sObject[],
+  dir: string,
+  istiod?: { address: string; caFile: string; tokenFile: string },
+): Promise<string[]> {
   const [command, ...flags] = one(objs, 'Deployment', FULLNAME).spec.template.spec.containers[0]
     .args as string[];
   if (command !== 'serve') throw new Error(`the Deployment runs ${command}`);
@@ -327,6 +345,9 @@ async function argsForHere(objs: K8sObject[], dir: string): Promise<string[]> {
     '--health-listen': '127.0.0.1:0',
     '--tls-cert-file': certs?.certFile,
     '--tls-key-file': certs?.keyFile,
+    '--istiod-address': istiod?.address,
+    '--istiod-ca-file': istiod?.caFile,
+    '--istiod-token-file': istiod?.tokenFile,
   };
   const out = knownServeFlags(flags);
   for (let i = 0; i < out.length - 1; i++) {
@@ -350,8 +371,14 @@ const ALWAYS: Record<string, (r: RequestRecord) => boolean> = {
 for (const [name, mode] of Object.entries(MODES)) {
   t.test(`${name}: every request allowed, every rule used`, async (t) => {
     helmBinary();
-    const objs = await render([...FAST, ...mode.set], mode.extra ?? []);
-    const grants = grantsFor(objs, USER);
+    const ns = mode.namespace ?? NAMESPACE;
+    const user = `system:serviceaccount:${ns}:${FULLNAME}`;
+    const objs = await render(
+      [...FAST, ...mode.set],
+      [...(mode.extra ?? []), ...(mode.namespace === undefined ? [] : ['--namespace', ns])],
+    );
+    const grants = grantsFor(objs, user);
+    const unused = mode.unused(`Role ${FULLNAME}-tls (${ns})`);
     const api = await FakeKubeApiServer.start({ bookmarkIntervalMs: 200 });
     const dir = mkdtempSync(join(tmpdir(), 'breeze-rbac-'));
     t.teardown(async () => {
@@ -367,20 +394,38 @@ for (const [name, mode] of Object.entries(MODES)) {
 
     const env = {
       POD_NAME: `${name}-0`,
-      POD_NAMESPACE: NAMESPACE,
+      POD_NAMESPACE: ns,
       POD_SERVICE_ACCOUNT: FULLNAME,
       POD_IP: '127.0.0.1',
     };
-    const config = parseServeConfig(await argsForHere(objs, dir), env);
+    let istiod: FakeIstiod | undefined;
+    let istiodFiles: { address: string; caFile: string; tokenFile: string } | undefined;
+    if (mode.istiod === true) {
+      // The chart's istiod flags, pointed at a fake istiod that serves TLS and wants the token.
+      const certs = await writeDevCertificates(join(dir, 'istiod-tls'), ['127.0.0.1']);
+      const token = 'projected-token-audience-istio-ca';
+      const tokenFile = join(dir, 'istio-token');
+      writeFileSync(tokenFile, token);
+      istiod = new FakeIstiod({
+        tls: { cert: readFileSync(certs.certFile, 'utf8'), key: readFileSync(certs.keyFile, 'utf8') },
+        token,
+      });
+      await istiod.start();
+      const running = istiod;
+      t.teardown(() => running.stop());
+      istiodFiles = { address: istiod.address, caFile: certs.caFile, tokenFile };
+    }
+    const config = parseServeConfig(await argsForHere(objs, dir, istiodFiles), env);
+    if (mode.istiod === true) t.ok(config.sources.includes('istiod'), 'the istiod source is on');
     const breeze = await startBreeze(config, env, {
-      kubeConfig: api.kubeConfig(USER),
+      kubeConfig: api.kubeConfig(user),
       logger: createLogger({ level: 'fatal' }),
     });
     let stopped = false;
     t.teardown(async () => {
       if (!stopped) await breeze.stop();
     });
-    const mine = (): RequestRecord[] => api.requests.filter((r) => r.user === USER);
+    const mine = (): RequestRecord[] => api.requests.filter((r) => r.user === user);
     const seen = (what: string, p: (r: RequestRecord) => boolean): Promise<void> =>
       waitFor(what, () => mine().some((r) => p(r) && r.status > 0), 30_000);
 
@@ -411,6 +456,10 @@ for (const [name, mode] of Object.entries(MODES)) {
       api.remove(o.apiVersion, o.kind, o.metadata.namespace ?? 'default', o.metadata.name);
     await seen('an EnvoyFilter deleted', ALWAYS['an EnvoyFilter deleted']!);
     for (const [what, p] of Object.entries({ ...ALWAYS, ...mode.expect })) await seen(what, p);
+    if (istiod !== undefined) {
+      const fake = istiod;
+      await waitFor('an authenticated ADS stream to istiod', () => fake.requests.length > 0, 30_000);
+    }
     if (config.tlsMode === 'self-managed') {
       // The wiring is complete: both configurations now carry the CA in every webhook, and the
       // API server's call (the Service's DNS name, that CA) verifies Breeze's serving certificate.
@@ -431,7 +480,7 @@ for (const [name, mode] of Object.entries(MODES)) {
       );
       t.equal(bundles.size, 1, 'one CA bundle in every webhook');
       const ca = Buffer.from([...bundles][0]!, 'base64').toString('utf8');
-      const servername = `${FULLNAME}.${NAMESPACE}.svc`;
+      const servername = `${FULLNAME}.${ns}.svc`;
       const verified = await new Promise<boolean>((resolve, reject) => {
         const socket = connect({ host: '127.0.0.1', port: breeze.webhookPort, servername, ca }, () => {
           resolve(socket.authorized);
@@ -469,11 +518,11 @@ for (const [name, mode] of Object.entries(MODES)) {
     // 2. Every rendered grant was used, or is listed with its reason (and the list is current).
     const unusedNow = grants.map((g) => g.key).filter((k) => !used.has(k));
     t.same(
-      unusedNow.filter((k) => !(k in mode.unused)),
+      unusedNow.filter((k) => !(k in unused)),
       [],
       'every rendered rule is used by the scenario or listed with a reason',
     );
-    for (const k of Object.keys(mode.unused))
+    for (const k of Object.keys(unused))
       t.ok(
         grants.some((g) => g.key === k),
         `the listed grant exists: ${k}`,
