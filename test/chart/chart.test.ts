@@ -683,6 +683,8 @@ t.test('NOTES: failurePolicy in force and the emergency command', async (t) => {
   t.equal(res.code, 0, res.stderr);
   const notes = res.stdout.slice(res.stdout.indexOf('NOTES:'));
   t.match(notes, 'failurePolicy Fail, timeout 5s');
+  t.match(notes, `TLS: selfManaged (Breeze keeps its CA and serving pair in Secret ${FULLNAME}-tls`);
+  t.match(notes, 'Protocols: dubbo, thrift, redis, zookeeper');
   t.match(notes, `kubectl -n ${NAMESPACE} get pods`);
   t.match(notes, '/readyz');
   t.match(
