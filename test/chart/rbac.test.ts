@@ -246,10 +246,10 @@ const isPath = (method: string, re: RegExp) => (r: RequestRecord) => r.method ==
 const MODES: Record<string, Mode> = {
   default: {
     set: [],
-    unused: (TLS_ROLE) => ({
+    unused: (tlsRole) => ({
       [`${CR}: list namespaces`]: NAMESPACES_UNUSED,
       [`${CR}: watch namespaces`]: NAMESPACES_UNUSED,
-      [`${TLS_ROLE}: update secrets [${FULLNAME}-tls]`]: SECRET_UPDATE_UNUSED,
+      [`${tlsRole}: update secrets [${FULLNAME}-tls]`]: SECRET_UPDATE_UNUSED,
     }),
   },
   certManager: {
@@ -262,10 +262,10 @@ const MODES: Record<string, Mode> = {
   },
   namespaceScope: {
     set: ['config.envoyfilterNamespaceScope=true', 'webhook.envoyFilters.namespaces={dubbo,redis,thrift}'],
-    unused: (TLS_ROLE) => ({
+    unused: (tlsRole) => ({
       [`${CR}: list namespaces`]: NAMESPACES_UNUSED,
       [`${CR}: watch namespaces`]: NAMESPACES_UNUSED,
-      [`${TLS_ROLE}: update secrets [${FULLNAME}-tls]`]: SECRET_UPDATE_UNUSED,
+      [`${tlsRole}: update secrets [${FULLNAME}-tls]`]: SECRET_UPDATE_UNUSED,
     }),
     expect: {
       'an EnvoyFilter written in a service namespace': isPath(
@@ -276,12 +276,10 @@ const MODES: Record<string, Mode> = {
   },
   adoptAeraki: {
     set: ['config.adoptAeraki=true'],
-    unused: (TLS_ROLE) => ({
+    unused: (tlsRole) => ({
       [`${CR}: list namespaces`]: NAMESPACES_UNUSED,
       [`${CR}: watch namespaces`]: NAMESPACES_UNUSED,
-      [`${TLS_ROLE}: update secrets [${FULLNAME}-tls]`]: SECRET_UPDATE_UNUSED,
-      [`${CR}: get envoyfilters.networking.istio.io`]:
-        "a GET of an Aeraki EnvoyFilter happens only when its delete conflicts (409): the list's copy is used first",
+      [`${tlsRole}: update secrets [${FULLNAME}-tls]`]: SECRET_UPDATE_UNUSED,
     }),
     before: (api) => {
       // Aeraki's inbound filter for the Dubbo service, in the service's own namespace.
@@ -291,30 +289,34 @@ const MODES: Record<string, Mode> = {
         metadata: { name: `aeraki-inbound-${DUBBO_HOST}`, namespace: 'dubbo', labels: { manager: 'Aeraki' } },
         spec: { configPatches: [] },
       });
+      // Its first delete conflicts, so Breeze re-reads it (get) before deleting it again.
+      api.injectFault({ status: 409, method: 'DELETE', path: /\/namespaces\/dubbo\/envoyfilters\/aeraki-/ });
     },
     expect: {
-      "Aeraki's EnvoyFilter deleted in the service namespace": isPath(
-        'DELETE',
-        new RegExp(`/namespaces/dubbo/envoyfilters/aeraki-inbound-`),
+      "Aeraki's EnvoyFilter re-read after a conflict": isPath(
+        'GET',
+        /\/namespaces\/dubbo\/envoyfilters\/aeraki-/,
       ),
+      "Aeraki's EnvoyFilter deleted in the service namespace": (r) =>
+        isPath('DELETE', /\/namespaces\/dubbo\/envoyfilters\/aeraki-/)(r) && r.status === 200,
     },
   },
   istiod: {
     namespace: ROOT_NS,
     istiod: true,
     set: ['istiod.enabled=true'],
-    unused: (TLS_ROLE) => ({
+    unused: (tlsRole) => ({
       [`${CR}: list namespaces`]: NAMESPACES_UNUSED,
       [`${CR}: watch namespaces`]: NAMESPACES_UNUSED,
-      [`${TLS_ROLE}: update secrets [${FULLNAME}-tls]`]: SECRET_UPDATE_UNUSED,
+      [`${tlsRole}: update secrets [${FULLNAME}-tls]`]: SECRET_UPDATE_UNUSED,
     }),
   },
   singleWriter: {
     set: ['replicaCount=1', 'config.leaderElect=false'],
-    unused: (TLS_ROLE) => ({
+    unused: (tlsRole) => ({
       [`${CR}: list namespaces`]: NAMESPACES_UNUSED,
       [`${CR}: watch namespaces`]: NAMESPACES_UNUSED,
-      [`${TLS_ROLE}: create secrets`]:
+      [`${tlsRole}: create secrets`]:
         'the Secret exists already (left without a serving pair, so it is repaired)',
     }),
     before: (api) => {
