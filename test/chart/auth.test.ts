@@ -8,6 +8,7 @@ import {
   FULLNAME,
   helm,
   helmBinary,
+  knownServeFlags,
   NAMESPACE,
   one,
   RELEASE,
@@ -102,7 +103,7 @@ t.test('webhook.clientCA: the bundle is mounted as a directory and passed as --c
     );
     // The rendered args are accepted by breeze serve, with the names as a list.
     const [, ...flags] = args(objs);
-    const config = parseServeConfig(flags, {});
+    const config = parseServeConfig(knownServeFlags(flags), {});
     t.equal(config.clientCaFile, '/etc/breeze/client-ca/ca.crt');
     t.same(
       config.clientAllowedNames,

