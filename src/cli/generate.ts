@@ -100,20 +100,20 @@ export async function runGenerate(
   if (result.problems.length > 0) failed = true;
   if (values.check) {
     // Both ends of the support range (Envoy 1.28 floor, newest API on npm); an end whose protos
-    // cannot be loaded fails the check by name.
-    let loaded = true;
-    for (const end of SCHEMA_ENDS) {
+    // cannot be loaded fails the check by name, and the other end still runs.
+    const usable = SCHEMA_ENDS.filter((end) => {
       try {
         schemaRoot(end);
+        return true;
       } catch (e) {
         err(`--check: ${schemaEndLabel(end)}: ${(e as Error).message}`);
-        loaded = false;
         failed = true;
+        return false;
       }
-    }
-    for (const ef of loaded ? result.envoyFilters : []) {
+    });
+    for (const ef of usable.length > 0 ? result.envoyFilters : []) {
       const name = asString(asRecord(ef.metadata)?.name) ?? '';
-      for (const p of checkEnvoyFilterAtEnds(ef)) {
+      for (const p of checkEnvoyFilterAtEnds(ef, {}, usable)) {
         err(`EnvoyFilter ${name}: ${p}`);
         failed = true;
       }

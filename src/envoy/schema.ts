@@ -133,7 +133,7 @@ export function schemaEndLabel(end: SchemaEnd): string {
   const state = ends[end];
   if (state.label !== undefined) return state.label;
   const snapshot = SCHEMA_SNAPSHOTS[end];
-  let source = snapshot.packageName;
+  let source: string;
   try {
     const require = createRequire(import.meta.url);
     const manifest = require(`${snapshot.packageName}/package.json`) as { name?: unknown; version?: unknown };
@@ -224,6 +224,20 @@ export function checkMessage(typeName: string, json: unknown, options: SchemaChe
   return checker.problems;
 }
 
+/** checkMessage against a given Root (for rules tested on hand-written protos). */
+export function checkMessageIn(
+  root: Root,
+  typeName: string,
+  json: unknown,
+  options: SchemaCheckOptions = {},
+): string[] {
+  const checker = new Checker(root, options);
+  const type = checker.lookupType(typeName.replace(/^\./, ''));
+  if (type === undefined) return [`(root): unknown message type ${typeName}`];
+  checker.message(type, json, '', 0);
+  return checker.problems;
+}
+
 /**
  * Problems of an EnvoyFilter (Kubernetes JSON): the networking.istio.io/v1alpha3 envelope, the
  * Istio-side rules of each config patch, and each patch value as Envoy proto3 JSON
@@ -293,25 +307,34 @@ export function checkEnvoyFilter(envoyFilter: JsonRecord, options: SchemaCheckOp
 }
 
 /**
- * Problems of an EnvoyFilter at both ends of the support range (SCHEMA_ENDS), each prefixed by
- * the end it fails at: `both ends: <path>: <problem>` when both report it, else
- * `<schemaEndLabel(end)>: <path>: <problem>`. [] when valid at both. Throws BreezeError('SCHEMA')
- * when an end's protos cannot be loaded.
+ * Problems of an EnvoyFilter at both ends of the support range (or at the `ends` given), each
+ * prefixed by where it fails: `both ends: <path>: <problem>` when every end checked reports it,
+ * else `<schemaEndLabel(end)>: <path>: <problem>`. [] when valid at each end. Throws
+ * BreezeError('SCHEMA') when an end's protos cannot be loaded.
  */
 export function checkEnvoyFilterAtEnds(
   envoyFilter: JsonRecord,
   options: Omit<SchemaCheckOptions, 'end'> = {},
+  endsToCheck: readonly SchemaEnd[] = SCHEMA_ENDS,
 ): string[] {
-  const [oldest, newest] = SCHEMA_ENDS.map((end) => checkEnvoyFilter(envoyFilter, { ...options, end })) as [
-    string[],
-    string[],
-  ];
-  const inNewest = new Set(newest);
-  const inOldest = new Set(oldest);
-  return [
-    ...oldest.map((p) => (inNewest.has(p) ? `both ends: ${p}` : `${schemaEndLabel('oldest')}: ${p}`)),
-    ...newest.filter((p) => !inOldest.has(p)).map((p) => `${schemaEndLabel('newest')}: ${p}`),
-  ];
+  const results = endsToCheck.map((end) => ({
+    end,
+    problems: checkEnvoyFilter(envoyFilter, { ...options, end }),
+  }));
+  const sets = results.map((r) => new Set(r.problems));
+  const everywhere = (p: string): boolean => results.length > 1 && sets.every((set) => set.has(p));
+  const out: string[] = [];
+  const reported = new Set<string>();
+  for (const { end, problems } of results) {
+    for (const p of problems) {
+      if (!everywhere(p)) out.push(`${schemaEndLabel(end)}: ${p}`);
+      else if (!reported.has(p)) {
+        reported.add(p);
+        out.push(`both ends: ${p}`);
+      }
+    }
+  }
+  return out;
 }
 
 /** The Checker of one end; at the oldest end it also knows the newest schema, to explain gaps. */
