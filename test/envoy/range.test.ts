@@ -2,7 +2,7 @@
 // the fixtures must pass the strict check against the oldest snapshot (Envoy 1.28 floor, the
 // envoy-api-oldest alias of @grpc/grpc-js-xds@1.10.1) and the newest one (@grpc/grpc-js-xds),
 // and what only one end has, or deprecates, is reported naming that end.
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import protobuf from 'protobufjs';
@@ -15,6 +15,7 @@ import {
   checkMessageIn,
   SCHEMA_ENDS,
   schemaEndLabel,
+  schemaIncludeDirs,
   schemaLoadMillis,
   schemaRoot,
 } from '../../src/envoy/schema.js';
@@ -112,6 +113,18 @@ t.test('each end loads once per process, from the pinned packages', async (t) =>
   ];
   for (const end of SCHEMA_ENDS) {
     for (const type of types) t.ok(schemaRoot(end).lookupType(type), `${end}: ${type}`);
+  }
+  // Not loaded (Breeze emits no RBAC filter), but shipped at both ends for when it does.
+  for (const end of SCHEMA_ENDS) {
+    for (const file of [
+      'envoy/extensions/filters/network/rbac/v3/rbac.proto',
+      'envoy/config/rbac/v3/rbac.proto',
+    ]) {
+      t.ok(
+        schemaIncludeDirs(end).some((dir) => existsSync(join(dir, file))),
+        `${end} ships ${file}`,
+      );
+    }
   }
   // They are different snapshots: ZooKeeperProxy field 9 came after the oldest one.
   const field = 'enable_per_opcode_decoder_error_metrics';
