@@ -95,6 +95,31 @@ const KNOWN_ENVOY_API: ReadonlyMap<string, string> = new Map([
   ['1.14.1', 'data-plane-api of 2024-07, about Envoy 1.31'],
 ]);
 
+/**
+ * Fields of the local protos/ copies (which follow upstream HEAD and serve both ends) that came
+ * after Envoy 1.28: the oldest end drops them, so that emitting one is reported as needing a newer
+ * Envoy (protos/README.md has the dates).
+ */
+const LOCAL_FIELDS_AFTER_OLDEST: ReadonlyMap<string, readonly string[]> = new Map([
+  [
+    'envoy.extensions.filters.network.kafka_broker.v3.KafkaBroker',
+    ['force_response_rewrite', 'id_based_broker_address_rewrite_spec', 'api_keys_allowed', 'api_keys_denied'],
+  ],
+]);
+
+function dropFieldsAfterOldest(root: Root): void {
+  for (const [typeName, fields] of LOCAL_FIELDS_AFTER_OLDEST) {
+    const type = root.lookupType(typeName);
+    for (const name of fields) {
+      const field = type.fields[name];
+      if (field === undefined) continue;
+      field.partOf?.remove(field);
+      type.remove(field);
+    }
+    for (const oneof of type.oneofsArray) if (oneof.fieldsArray.length === 0) type.remove(oneof);
+  }
+}
+
 interface EndState {
   root?: Root;
   error?: BreezeError;
@@ -189,7 +214,9 @@ export function schemaRoot(end: SchemaEnd = 'newest'): Root {
   if (state.error !== undefined) throw state.error;
   const started = performance.now();
   try {
-    state.root = loadProtoRoot(SCHEMA_ENTRY_FILES, end);
+    const root = loadProtoRoot(SCHEMA_ENTRY_FILES, end);
+    if (end === 'oldest') dropFieldsAfterOldest(root);
+    state.root = root;
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     state.error =

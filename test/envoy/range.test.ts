@@ -215,6 +215,35 @@ t.test('what only a newer Envoy has fails at the oldest end, naming field and sn
     `typedConfig.@type: message ${policy} ${NEEDS_NEWER}`,
   ]);
 
+  // The local Kafka proto follows upstream HEAD; its fields from after Envoy 1.28 are dropped at
+  // the oldest end.
+  const kafkaType = 'envoy.extensions.filters.network.kafka_broker.v3.KafkaBroker';
+  const kafka = (fields: Record<string, unknown>) => ({
+    name: 'envoy.filters.network.kafka_broker',
+    typedConfig: {
+      '@type': 'type.googleapis.com/xds.type.v3.TypedStruct',
+      typeUrl: `type.googleapis.com/${kafkaType}`,
+      value: { statPrefix: 'kafka', ...fields },
+    },
+  });
+  const newer = {
+    forceResponseRewrite: true,
+    idBasedBrokerAddressRewriteSpec: { rules: [{ id: 1, host: 'broker-1', port: 9092 }] },
+    apiKeysAllowed: [0, 1],
+    apiKeysDenied: [2],
+  };
+  t.same(checkMessage(FILTER, kafka({}), { end: 'oldest' }), []);
+  t.same(checkMessage(FILTER, kafka(newer), { end: 'newest' }), []);
+  t.same(
+    checkMessage(FILTER, kafka(newer), { end: 'oldest' }),
+    [
+      ['forceResponseRewrite', 'force_response_rewrite'],
+      ['idBasedBrokerAddressRewriteSpec', 'id_based_broker_address_rewrite_spec'],
+      ['apiKeysAllowed', 'api_keys_allowed'],
+      ['apiKeysDenied', 'api_keys_denied'],
+    ].map(([key, field]) => `typedConfig.value.${key}: field ${kafkaType}.${field} ${NEEDS_NEWER}`),
+  );
+
   // Unknown at both ends stays a plain unknown field, reported once for both.
   t.same(checkEnvoyFilterAtEnds(envoyFilterOf(zookeeper({ statPrefx: 'typo' }))), [
     `both ends: spec.configPatches[0].patch.value.typedConfig.statPrefx: unknown field (not in ${ZK})`,
