@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { VALIDATORS } from '../admission/validators/index.js';
 import { ConfigStore } from '../cache/store.js';
-import { checkEnvoyFilter } from '../envoy/schema.js';
+import { checkEnvoyFilterAtEnds, SCHEMA_ENDS, schemaEndLabel, schemaRoot } from '../envoy/schema.js';
 import { BreezeError } from '../errors.js';
 import { asRecord, asString } from '../model/json.js';
 import { handledKindOf, metaOf } from '../model/kinds.js';
@@ -18,7 +18,8 @@ export const GENERATE_USAGE = `Usage: breeze generate -f PATH [-f PATH ...] [-o 
 Reads manifests (files or directories, multi-document YAML): ServiceEntries, Kubernetes Services,
 VirtualServices, DestinationRules, RedisServices, RedisDestinations and Secrets. Prints the
 EnvoyFilters Breeze generates for them as a YAML stream (-o yaml, the default) or a JSON List.
---check also checks every generated typed config against Envoy's proto schema.
+--check also checks every generated typed config against Envoy's protos at both ends of the
+support range (the Envoy 1.28 floor and the newest Envoy API on npm), naming the end that fails.
 --redis-auth-mode file: Redis passwords from Secrets are read by Envoy from the mounted Secret
 (README "Redis passwords") instead of being written into the EnvoyFilters.
 Problems go to stderr, one line each; exit 1 on invalid input or any generation error.`;
@@ -98,9 +99,21 @@ export async function runGenerate(
   for (const n of result.notes) err(`note: ${formatProblem(n)}`);
   if (result.problems.length > 0) failed = true;
   if (values.check) {
-    for (const ef of result.envoyFilters) {
+    // Both ends of the support range (Envoy 1.28 floor, newest API on npm); an end whose protos
+    // cannot be loaded fails the check by name, and the other end still runs.
+    const usable = SCHEMA_ENDS.filter((end) => {
+      try {
+        schemaRoot(end);
+        return true;
+      } catch (e) {
+        err(`--check: ${schemaEndLabel(end)}: ${(e as Error).message}`);
+        failed = true;
+        return false;
+      }
+    });
+    for (const ef of usable.length > 0 ? result.envoyFilters : []) {
       const name = asString(asRecord(ef.metadata)?.name) ?? '';
-      for (const p of checkEnvoyFilter(ef)) {
+      for (const p of checkEnvoyFilterAtEnds(ef, {}, usable)) {
         err(`EnvoyFilter ${name}: ${p}`);
         failed = true;
       }

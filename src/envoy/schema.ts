@@ -26,6 +26,8 @@ export interface SchemaCheckOptions {
    * items and integer bounds (also on wrappers and repeated items).
    */
   readonly validateRules?: boolean;
+  /** Which end of the support range to check against (default `newest`). */
+  readonly end?: SchemaEnd;
 }
 
 /** The entry .proto files; their imports are loaded with them (about 90 files). */
@@ -56,16 +58,125 @@ export const SCHEMA_ENTRY_FILES: readonly string[] = [
 ];
 
 // ---------------------------------------------------------------------------------------------
-// Loading
+// The two ends of the supported range
 
-let cachedRoot: Root | undefined;
-let cachedLoadError: BreezeError | undefined;
-let loadMillis: number | undefined;
+/**
+ * Which proto snapshot a check runs against. Breeze supports Istio 1.20-1.31, that is Envoy
+ * 1.28-1.39: `oldest` stands for the floor (an Envoy API no newer than 1.28's), `newest` for the
+ * newest Envoy API an npm package ships. Emitted config must pass both.
+ */
+export type SchemaEnd = 'oldest' | 'newest';
 
-/** Include directories, searched in order: the repo's protos/, grpc-js-xds's deps, protobufjs. */
-export function schemaIncludeDirs(): string[] {
+export const SCHEMA_ENDS: readonly SchemaEnd[] = ['oldest', 'newest'];
+
+export interface SchemaSnapshot {
+  readonly end: SchemaEnd;
+  /** The folder under node_modules whose `deps/` hold the Envoy, xds, googleapis and PGV protos. */
+  readonly packageName: string;
+  /** What the end stands for in the support range. */
+  readonly stands: string;
+}
+
+export const SCHEMA_SNAPSHOTS: Readonly<Record<SchemaEnd, SchemaSnapshot>> = {
+  // An npm alias (devDependency) of @grpc/grpc-js-xds@1.10.1: package.json pins it exactly.
+  oldest: { end: 'oldest', packageName: 'envoy-api-oldest', stands: 'Envoy 1.28 floor' },
+  // The runtime dependency (also used by the istiod source); the newest release on npm.
+  newest: { end: 'newest', packageName: '@grpc/grpc-js-xds', stands: 'newest Envoy API on npm' },
+};
+
+/**
+ * The data-plane-api snapshot each @grpc/grpc-js-xds release vendors in deps/envoy-api (the
+ * package records no submodule commit; dated by the fields it has and lacks, protos/README.md).
+ */
+const KNOWN_ENVOY_API: ReadonlyMap<string, string> = new Map([
+  ['1.10.1', 'data-plane-api of 2023-05..10, older than Envoy 1.28.0'],
+  ['1.13.0', 'data-plane-api of 2024-07, about Envoy 1.31'],
+  ['1.14.0', 'data-plane-api of 2024-07, about Envoy 1.31'],
+  ['1.14.1', 'data-plane-api of 2024-07, about Envoy 1.31'],
+]);
+
+/**
+ * Fields of the local protos/ copies (which follow upstream HEAD and serve both ends) that came
+ * after Envoy 1.28: the oldest end drops them, so that emitting one is reported as needing a newer
+ * Envoy (protos/README.md has the dates).
+ */
+const LOCAL_FIELDS_AFTER_OLDEST: ReadonlyMap<string, readonly string[]> = new Map([
+  [
+    'envoy.extensions.filters.network.kafka_broker.v3.KafkaBroker',
+    ['force_response_rewrite', 'id_based_broker_address_rewrite_spec', 'api_keys_allowed', 'api_keys_denied'],
+  ],
+]);
+
+function dropFieldsAfterOldest(root: Root): void {
+  for (const [typeName, fields] of LOCAL_FIELDS_AFTER_OLDEST) {
+    const type = root.lookupType(typeName);
+    for (const name of fields) {
+      const field = type.fields[name];
+      if (field === undefined) continue;
+      field.partOf?.remove(field);
+      type.remove(field);
+    }
+    for (const oneof of type.oneofsArray) if (oneof.fieldsArray.length === 0) type.remove(oneof);
+  }
+}
+
+interface EndState {
+  root?: Root;
+  error?: BreezeError;
+  millis?: number;
+  label?: string;
+}
+const ends: Record<SchemaEnd, EndState> = { oldest: {}, newest: {} };
+
+function packageDir(end: SchemaEnd): string {
+  const { packageName } = SCHEMA_SNAPSHOTS[end];
   const require = createRequire(import.meta.url);
-  const xds = dirname(require.resolve('@grpc/grpc-js-xds/package.json'));
+  let manifest: string;
+  try {
+    manifest = require.resolve(`${packageName}/package.json`);
+  } catch (err) {
+    const hint =
+      end === 'oldest'
+        ? ' (a devDependency: install with dev dependencies, e.g. npm ci without --omit=dev)'
+        : '';
+    throw new BreezeError(
+      'SCHEMA',
+      `the ${end} end's protos are missing: package ${packageName} is not installed${hint}`,
+      {
+        cause: err,
+      },
+    );
+  }
+  return dirname(manifest);
+}
+
+/**
+ * `oldest end (Envoy 1.28 floor; envoy-api-oldest = @grpc/grpc-js-xds@1.10.1, data-plane-api of
+ * ...)`: names the end, the package and version it was loaded from, and the snapshot's date.
+ */
+export function schemaEndLabel(end: SchemaEnd): string {
+  const state = ends[end];
+  if (state.label !== undefined) return state.label;
+  const snapshot = SCHEMA_SNAPSHOTS[end];
+  let source: string;
+  try {
+    const require = createRequire(import.meta.url);
+    const manifest = require(`${snapshot.packageName}/package.json`) as { name?: unknown; version?: unknown };
+    const name = typeof manifest.name === 'string' ? manifest.name : snapshot.packageName;
+    const version = typeof manifest.version === 'string' ? manifest.version : '?';
+    const api = KNOWN_ENVOY_API.get(version) ?? 'snapshot date not recorded';
+    source = `${name === snapshot.packageName ? '' : `${snapshot.packageName} = `}${name}@${version}, ${api}`;
+  } catch {
+    source = `${snapshot.packageName}, not installed`;
+  }
+  state.label = `${end} end (${snapshot.stands}; ${source})`;
+  return state.label;
+}
+
+/** Include directories of one end, searched in order: the repo's protos/, the package's deps, protobufjs. */
+export function schemaIncludeDirs(end: SchemaEnd = 'newest'): string[] {
+  const require = createRequire(import.meta.url);
+  const xds = packageDir(end);
   // protobufjs registers google/protobuf/{any,duration,...} itself but not descriptor.proto,
   // which the udpa/validate annotations import: it sits in protobufjs's package directory.
   const pbjs = dirname(require.resolve('protobufjs/package.json'));
@@ -75,9 +186,9 @@ export function schemaIncludeDirs(): string[] {
   return [local, ...deps, pbjs];
 }
 
-/** Loads proto files into a new Root, resolving imports through schemaIncludeDirs(). */
-export function loadProtoRoot(entryFiles: readonly string[]): Root {
-  const dirs = schemaIncludeDirs();
+/** Loads proto files into a new Root, resolving imports through schemaIncludeDirs(end). */
+export function loadProtoRoot(entryFiles: readonly string[], end: SchemaEnd = 'newest'): Root {
+  const dirs = schemaIncludeDirs(end);
   const root = new protobuf.Root();
   root.resolvePath = (origin, target) => {
     if (isAbsolute(target)) return target;
@@ -93,29 +204,36 @@ export function loadProtoRoot(entryFiles: readonly string[]): Root {
 }
 
 /**
- * The protobufjs Root with Breeze's Envoy schema, loaded on first use (keepCase: field names are
- * the protos' snake_case names). Throws BreezeError('SCHEMA') when the protos cannot be loaded.
+ * The protobufjs Root with one end's Envoy schema, loaded once per process on first use
+ * (keepCase: field names are the protos' snake_case names). Throws BreezeError('SCHEMA') when
+ * the protos cannot be loaded (and again on every later call, without retrying).
  */
-export function schemaRoot(): Root {
-  if (cachedRoot !== undefined) return cachedRoot;
-  if (cachedLoadError !== undefined) throw cachedLoadError;
+export function schemaRoot(end: SchemaEnd = 'newest'): Root {
+  const state = ends[end];
+  if (state.root !== undefined) return state.root;
+  if (state.error !== undefined) throw state.error;
   const started = performance.now();
   try {
-    cachedRoot = loadProtoRoot(SCHEMA_ENTRY_FILES);
+    const root = loadProtoRoot(SCHEMA_ENTRY_FILES, end);
+    if (end === 'oldest') dropFieldsAfterOldest(root);
+    state.root = root;
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    cachedLoadError = new BreezeError('SCHEMA', `cannot load Envoy's proto files: ${message}`, {
-      cause: err,
-    });
-    throw cachedLoadError;
+    state.error =
+      err instanceof BreezeError
+        ? err
+        : new BreezeError('SCHEMA', `cannot load the ${end} end's Envoy proto files: ${message}`, {
+            cause: err,
+          });
+    throw state.error;
   }
-  loadMillis = performance.now() - started;
-  return cachedRoot;
+  state.millis = performance.now() - started;
+  return state.root;
 }
 
-/** How long the first load took (ms), or undefined before it. */
-export function schemaLoadMillis(): number | undefined {
-  return loadMillis;
+/** How long the first load of one end took (ms), or undefined before it. */
+export function schemaLoadMillis(end: SchemaEnd = 'newest'): number | undefined {
+  return ends[end].millis;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -126,7 +244,21 @@ export function schemaLoadMillis(): number | undefined {
  * `envoy.config.cluster.v3.Cluster`), each `path: problem`; [] when valid.
  */
 export function checkMessage(typeName: string, json: unknown, options: SchemaCheckOptions = {}): string[] {
-  const checker = new Checker(schemaRoot(), options);
+  const checker = newChecker(options);
+  const type = checker.lookupType(typeName.replace(/^\./, ''));
+  if (type === undefined) return [`(root): unknown message type ${typeName}`];
+  checker.message(type, json, '', 0);
+  return checker.problems;
+}
+
+/** checkMessage against a given Root (for rules tested on hand-written protos). */
+export function checkMessageIn(
+  root: Root,
+  typeName: string,
+  json: unknown,
+  options: SchemaCheckOptions = {},
+): string[] {
+  const checker = new Checker(root, options);
   const type = checker.lookupType(typeName.replace(/^\./, ''));
   if (type === undefined) return [`(root): unknown message type ${typeName}`];
   checker.message(type, json, '', 0);
@@ -193,12 +325,57 @@ export function checkEnvoyFilter(envoyFilter: JsonRecord, options: SchemaCheckOp
     add('spec.configPatches', `expected array, got ${kindOf(patches)}`);
     return problems;
   }
-  const checker = new Checker(schemaRoot(), options, problems);
-  const merging = new Checker(schemaRoot(), options, problems, true);
+  const checker = newChecker(options, problems);
+  const merging = newChecker(options, problems, true);
   patches.forEach((patch: unknown, i) => {
     checkPatch(patch, `spec.configPatches[${i}]`, problems, checker, merging);
   });
   return problems;
+}
+
+/**
+ * Problems of an EnvoyFilter at both ends of the support range (or at the `ends` given), each
+ * prefixed by where it fails: `both ends: <path>: <problem>` when every end checked reports it,
+ * else `<schemaEndLabel(end)>: <path>: <problem>`. [] when valid at each end. Throws
+ * BreezeError('SCHEMA') when an end's protos cannot be loaded.
+ */
+export function checkEnvoyFilterAtEnds(
+  envoyFilter: JsonRecord,
+  options: Omit<SchemaCheckOptions, 'end'> = {},
+  endsToCheck: readonly SchemaEnd[] = SCHEMA_ENDS,
+): string[] {
+  const results = endsToCheck.map((end) => ({
+    end,
+    problems: checkEnvoyFilter(envoyFilter, { ...options, end }),
+  }));
+  const sets = results.map((r) => new Set(r.problems));
+  const everywhere = (p: string): boolean => results.length > 1 && sets.every((set) => set.has(p));
+  const out: string[] = [];
+  const reported = new Set<string>();
+  for (const { end, problems } of results) {
+    for (const p of problems) {
+      if (!everywhere(p)) out.push(`${schemaEndLabel(end)}: ${p}`);
+      else if (!reported.has(p)) {
+        reported.add(p);
+        out.push(`both ends: ${p}`);
+      }
+    }
+  }
+  return out;
+}
+
+/** The Checker of one end; at the oldest end it also knows the newest schema, to explain gaps. */
+function newChecker(options: SchemaCheckOptions, problems: string[] = [], partial = false): Checker {
+  const end = options.end ?? 'newest';
+  let newer: NewerSchema | undefined;
+  if (end === 'oldest') {
+    try {
+      newer = { root: schemaRoot('newest'), label: schemaEndLabel('oldest') };
+    } catch {
+      newer = undefined; // only the explanation is lost: such fields are still unknown here
+    }
+  }
+  return new Checker(schemaRoot(end), options, problems, partial, newer);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -543,6 +720,23 @@ function jsonName(field: Field): string {
   return field.name.replace(/_+(.?)/g, (_m, c: string) => c.toUpperCase());
 }
 
+/** The newest schema, known to a Checker of the oldest end; `label` names the oldest end. */
+interface NewerSchema {
+  readonly root: Root;
+  readonly label: string;
+}
+
+/**
+ * Deprecated in Envoy's API: `deprecated = true`, an `envoy.annotations.deprecated_at_minor_version`
+ * (`_enum` for enum values) or `disallowed_by_default` (fatal by default) annotation.
+ */
+function isDeprecated(options: Options, suffix: '' | '_enum'): boolean {
+  if (options.deprecated === true) return true;
+  const at = options[`(envoy.annotations.deprecated_at_minor_version${suffix})`];
+  if (typeof at === 'string' && at !== '') return true;
+  return options[`(envoy.annotations.disallowed_by_default${suffix})`] === true;
+}
+
 function displayName(object: { fullName: string }): string {
   return object.fullName.replace(/^\./, '');
 }
@@ -552,12 +746,16 @@ class Checker {
   private readonly rules: boolean;
   private readonly typeCache = new Map<string, Type | undefined>();
 
-  /** `partial`: a MERGE value, where missing required fields are not problems. */
+  /**
+   * `partial`: a MERGE value, where missing required fields are not problems. `newer`: at the
+   * oldest end, the newest schema, so that what only a newer Envoy has is reported as such.
+   */
   constructor(
     private readonly root: Root,
     options: SchemaCheckOptions,
     readonly problems: string[] = [],
     private readonly partial = false,
+    private readonly newer?: NewerSchema,
   ) {
     this.reportDeprecated = options.deprecated ?? true;
     this.rules = options.validateRules ?? true;
@@ -586,11 +784,31 @@ class Checker {
       this.add(path, `invalid type URL ${show(url)} (expected type.googleapis.com/<message full name>)`);
       return undefined;
     }
-    const type = this.lookupType(url.slice(slash + 1));
+    const name = url.slice(slash + 1);
+    const type = this.lookupType(name);
     if (type === undefined) {
-      this.add(path, `unknown type URL ${show(url)} (no such message in Envoy's schema)`);
+      if (this.newerType(`.${name.replace(/^\./, '')}`) !== undefined) {
+        this.add(path, `message ${name} ${this.needsNewer()}`);
+      } else {
+        this.add(path, `unknown type URL ${show(url)} (no such message in Envoy's schema)`);
+      }
     }
     return type;
+  }
+
+  /** The message of the same full name in the newer schema (oldest end only). */
+  private newerType(fullName: string): Type | undefined {
+    if (this.newer === undefined) return undefined;
+    try {
+      const object = this.newer.root.lookup(fullName);
+      return object instanceof protobuf.Type ? object : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private needsNewer(): string {
+    return `is absent from the ${this.newer?.label ?? 'oldest end'}: it needs a newer Envoy API than that snapshot, and the support range starts at Envoy 1.28`;
   }
 
   /** Checks `value` as the JSON of message `type` (including the well-known types' forms). */
@@ -609,7 +827,7 @@ class Checker {
       return;
     }
     const typeOptions: Options = type.options ?? {};
-    if (this.reportDeprecated && typeOptions.deprecated === true) {
+    if (this.reportDeprecated && isDeprecated(typeOptions, '')) {
       this.add(path, `deprecated message type ${displayName(type)}`);
     }
     const index = fieldIndex(type);
@@ -619,7 +837,13 @@ class Checker {
       const fieldPath = keyPath(path, key);
       const field = index.get(key);
       if (field === undefined) {
-        this.add(fieldPath, `unknown field (not in ${displayName(type)})`);
+        const newerType = this.newerType(full);
+        const newerField = newerType === undefined ? undefined : fieldIndex(newerType).get(key);
+        if (newerField !== undefined) {
+          this.add(fieldPath, `field ${displayName(type)}.${newerField.name} ${this.needsNewer()}`);
+        } else {
+          this.add(fieldPath, `unknown field (not in ${displayName(type)})`);
+        }
         continue;
       }
       // undefined: absent once serialized; null: the default value (except in google.protobuf.Value).
@@ -631,7 +855,7 @@ class Checker {
       }
       set.set(field, key);
       const fieldOptions: Options = field.options ?? {};
-      if (this.reportDeprecated && fieldOptions.deprecated === true) {
+      if (this.reportDeprecated && isDeprecated(fieldOptions, '')) {
         this.add(fieldPath, `deprecated field ${displayName(type)}.${field.name} (Breeze must not emit it)`);
       }
       const oneof = field.partOf;
@@ -696,7 +920,9 @@ class Checker {
     let name: string | undefined;
     if (typeof value === 'string') {
       if (Object.hasOwn(type.values, value)) name = value;
-      else {
+      else if (this.newerEnumHas(type, value)) {
+        this.add(path, `enum value ${value} of ${displayName(type)} ${this.needsNewer()}`);
+      } else {
         const names = Object.keys(type.values).join(', ');
         this.add(
           path,
@@ -711,9 +937,19 @@ class Checker {
     }
     if (name !== undefined && this.reportDeprecated) {
       const valueOptions: Options = type.valuesOptions?.[name] ?? {};
-      if (valueOptions.deprecated === true) {
+      if (isDeprecated(valueOptions, '_enum')) {
         this.add(path, `deprecated enum value ${name} of ${displayName(type)} (Breeze must not emit it)`);
       }
+    }
+  }
+
+  private newerEnumHas(type: Enum, name: string): boolean {
+    if (this.newer === undefined) return false;
+    try {
+      const newer = this.newer.root.lookup(type.fullName);
+      return newer instanceof protobuf.Enum && Object.hasOwn(newer.values, name);
+    } catch {
+      return false;
     }
   }
 
