@@ -124,7 +124,7 @@ export const SERVE_FLAGS = {
     help: 'istiod ADS address host:port (istiod source), e.g. istiod.istio-system.svc:15012 (TLS; current istiod refuses the api generator on plaintext 15010)',
   },
   'istiod-ca-file': {
-    help: "CA bundle to trust for TLS to istiod: root-cert.pem of the istio-ca-root-cert ConfigMap, mounted; plaintext when unset (warned at start: current istiod refuses it)",
+    help: 'CA bundle to trust for TLS to istiod: root-cert.pem of the istio-ca-root-cert ConfigMap, mounted; plaintext when unset (warned at start: current istiod refuses it)',
   },
   'istiod-token-file': {
     help: "projected service-account token with audience istio-ca (e.g. /var/run/secrets/tokens/istio-token, as Istio's sidecar mounts it), re-read on every reconnect and sent to istiod as a bearer token; Breeze must run in the mesh root namespace (--root-namespace)",

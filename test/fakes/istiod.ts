@@ -277,7 +277,9 @@ export class FakeIstiod {
     const authenticates = auth !== undefined && (this.options.tls !== undefined || auth.plaintext === true);
     const token = authorization?.startsWith('Bearer ') === true ? authorization.slice(7) : undefined;
     const identity =
-      authenticates && token !== undefined && Object.hasOwn(auth.tokens, token) ? auth.tokens[token] : undefined;
+      authenticates && token !== undefined && Object.hasOwn(auth.tokens, token)
+        ? auth.tokens[token]
+        : undefined;
     const stream: Stream = {
       id: ++this.streamSeq,
       call,

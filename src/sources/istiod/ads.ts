@@ -205,7 +205,9 @@ export function classifyRefusal(code: grpc.status, details: string): Refusal | u
   if (/authorization failed|permission denied|root namespace|not authorized/i.test(text)) {
     return 'permission_denied';
   }
-  if (/authentication failure|requires an authenticated|authentication required|unauthenticated/i.test(text)) {
+  if (
+    /authentication failure|requires an authenticated|authentication required|unauthenticated/i.test(text)
+  ) {
     return 'unauthenticated';
   }
   return undefined;
@@ -229,7 +231,8 @@ export function authAdvice(code: grpc.status | Refusal, context: AdviceContext):
       ? 'permission_denied'
       : 'unauthenticated';
   const must = `Breeze must run in the mesh root namespace (meshConfig.rootNamespace, ${root}) and send a projected service-account token with audience istio-ca over TLS to istiod port 15012`;
-  const disable = 'or, to drop the check mesh-wide, set ENABLE_XDS_API_GENERATOR_AUTH=false on the istiod Deployment';
+  const disable =
+    'or, to drop the check mesh-wide, set ENABLE_XDS_API_GENERATOR_AUTH=false on the istiod Deployment';
   const tlsRoute = `use --istiod-address istiod.${root}.svc:15012 with --istiod-ca-file (root-cert.pem of the istio-ca-root-cert ConfigMap) and --istiod-token-file (a projected token of audience istio-ca, e.g. ${DEFAULT_ISTIOD_TOKEN_PATH})`;
   if (kind === 'permission_denied') {
     const where =
@@ -643,11 +646,11 @@ export class IstiodSource implements Source {
     const details = quoteDetails(status.details);
     const refusal = classifyRefusal(status.code, status.details);
     if (refusal !== undefined) {
-      this.onRefused(refusal, grpc.status[status.code] ?? String(status.code), details);
+      this.onRefused(refusal, statusName(status.code), details);
       return;
     }
     const fields = {
-      code: grpc.status[status.code],
+      code: statusName(status.code),
       details,
       responses: connection.responses,
       attempt: this.failures,
@@ -655,15 +658,21 @@ export class IstiodSource implements Source {
     const delay = this.backoff.next();
     if (connection.responses === 0) {
       // The attempt failed (unreachable, TLS, istiod not ready): not a routine close.
-      this.lastError = `${grpc.status[status.code] ?? status.code}: ${details}`;
+      this.lastError = `${statusName(status.code)}: ${details}`;
       this.count('connect');
       this.options.metrics?.setReady(this.name, false);
-      this.log.warn({ ...fields, retryInMs: delay, reason: 'connect' }, 'istiod ADS stream failed; reconnecting');
+      this.log.warn(
+        { ...fields, retryInMs: delay, reason: 'connect' },
+        'istiod ADS stream failed; reconnecting',
+      );
     } else {
       // The periodic close (max connection age) after a healthy stream is routine.
       const routine = [grpc.status.OK, grpc.status.UNAVAILABLE, grpc.status.CANCELLED].includes(status.code);
       if (!routine) this.count('stream');
-      this.log[routine ? 'info' : 'warn']({ ...fields, retryInMs: delay }, 'istiod ADS stream ended; reconnecting');
+      this.log[routine ? 'info' : 'warn'](
+        { ...fields, retryInMs: delay },
+        'istiod ADS stream ended; reconnecting',
+      );
     }
     this.schedule(delay);
   }
@@ -867,6 +876,11 @@ export class IstiodSource implements Source {
       this.log.error({ kind, err: errorText(err) }, 'the config sink rejected istiod state');
     }
   }
+}
+
+/** The gRPC status name (a code istiod or a proxy made up: the number). */
+function statusName(code: grpc.status): string {
+  return (grpc.status as unknown as Record<number, string | undefined>)[code] ?? String(code);
 }
 
 function errorText(err: unknown): string {
