@@ -375,8 +375,6 @@ export class IstiodSource implements Source {
   private sink: ConfigSink | undefined;
   private connection: Connection | undefined;
   private connectionSeq = 0;
-  /** A connection attempt is reading its CA and token files. */
-  private preparing = false;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   /** Failed attempts since the last accepted response. */
@@ -505,25 +503,19 @@ export class IstiodSource implements Source {
   private connect(): void {
     this.timer = undefined;
     if (this.stopped) return;
+    this.closeConnection(); // never two streams: a resync or a retry replaces the current one
     const id = ++this.connectionSeq;
-    this.preparing = true;
     this.prepare().then(
       guardedLogged(
         this.log,
         'opening the istiod ADS stream',
-        (material: Material) => {
-          this.preparing = false;
-          this.open(id, material);
-        },
+        (material: Material) => this.open(id, material),
         () => this.retryLater(),
       ),
       guardedLogged(
         this.log,
         'handling an istiod connection failure',
-        (err: unknown) => {
-          this.preparing = false;
-          this.onSetupFailure(id, err);
-        },
+        (err: unknown) => this.onSetupFailure(id, err),
         () => this.retryLater(),
       ),
     );
@@ -723,7 +715,7 @@ export class IstiodSource implements Source {
 
   /** After a callback failed: drop the connection and try again after a backoff (never twice). */
   private retryLater(): void {
-    this.preparing = false;
+    this.connectionSeq++; // an attempt still reading its files is dropped when it finishes
     try {
       this.closeConnection();
     } catch {
