@@ -381,6 +381,10 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
   if (config.sources.includes('istiod') && config.istiodAddress === undefined) {
     throw new BreezeError('BAD_FLAG', '--istiod-address is required when --sources includes istiod');
   }
+  for (const flag of ['istiod-ca-file', 'istiod-token-file'] as const) {
+    const value = raw(flag);
+    if (value !== undefined && value.trim() === '') bad(flag, value, 'must be the path of a file');
+  }
   return config;
 }
 

@@ -10,6 +10,7 @@ import { Registry } from 'prom-client';
 import t, { type Test } from 'tap';
 import { waitFor } from '../wait.js';
 import type { Origin } from '../../src/cache/store.js';
+import { parseServeConfig } from '../../src/config/serve.js';
 import type { JsonRecord } from '../../src/model/json.js';
 import { createCa, createServingCert } from '../../src/pki/certs.js';
 import { RecordingEventer } from '../../src/reconcile/events.js';
@@ -507,3 +508,31 @@ t.test('auth backoff: 5 s doubling to 5 minutes by default', async (t) => {
     [5000, 10000, 20000, 40000, 80000, 160000, 300000, 300000],
   );
 });
+
+t.test(
+  'serve flags: an empty --istiod-ca-file or --istiod-token-file is refused, naming the flag',
+  async (t) => {
+    const base = ['--mode', 'cluster', '--istiod-address', 'istiod.istio-system.svc:15012'];
+    t.throws(
+      () => parseServeConfig([...base, '--istiod-ca-file', ' '], {}),
+      /--istiod-ca-file \(BREEZE_ISTIOD_CA_FILE\): " " must be the path of a file/,
+    );
+    t.throws(
+      () => parseServeConfig([...base], { BREEZE_ISTIOD_TOKEN_FILE: '' }),
+      /--istiod-token-file .* must be the path of a file/,
+    );
+    const ok = parseServeConfig(
+      [
+        ...base,
+        '--istiod-ca-file',
+        '/var/run/secrets/istio/root-cert.pem',
+        '--istiod-token-file',
+        '/var/run/secrets/tokens/istio-token',
+      ],
+      {},
+    );
+    t.equal(ok.istiodCaFile, '/var/run/secrets/istio/root-cert.pem');
+    t.equal(ok.istiodTokenFile, '/var/run/secrets/tokens/istio-token');
+    t.same(ok.sources, ['kubernetes', 'istiod']);
+  },
+);
