@@ -343,6 +343,16 @@ t.test(
     t.match(String(again.msg), /rejected the token in .*istio-token/);
     t.match(String(again.msg), /not the default service-account token/);
     t.equal(source.synced(), true, 'the last good state stays');
+    t.equal(
+      source.notReadyReason(),
+      undefined,
+      'a synced source does not make Breeze unready (the webhook answers from the kept state)',
+    );
+    t.equal(
+      await gauge(registry, 'breeze_source_ready', { source: 'istiod' }),
+      0,
+      'but the gauge says it is stale',
+    );
   },
 );
 
@@ -536,3 +546,13 @@ t.test(
     t.same(ok.sources, ['kubernetes', 'istiod']);
   },
 );
+
+t.test("istiod's status text is quoted cut to 500 characters, on one line", async (t) => {
+  const long = `permission denied: ${'x'.repeat(6000)}\nsecond line`;
+  const { lines } = await run(t, {}, {}, (f) => f.failWith(grpc.status.PERMISSION_DENIED, long));
+  await waitFor('refused', () => authErrors(lines).length >= 1);
+  const line = authErrors(lines)[0]!;
+  t.equal(String(line.details).length, 503, '500 characters and an ellipsis');
+  t.notMatch(String(line.msg), /\n/);
+  t.ok(String(line.msg).length < 2500, 'the message stays short');
+});
