@@ -21,7 +21,8 @@ import { KubernetesEnvoyFilterSink } from '../reconcile/sinks/kubernetes.js';
 import { BreezeServer } from '../server/index.js';
 import { AdmissionFeed } from '../sources/admission.js';
 import { FileSource } from '../sources/file.js';
-import { IstiodSource } from '../sources/istiod/ads.js';
+import { IstiodSource, type IstiodEvents } from '../sources/istiod/ads.js';
+import { sourceMetrics } from '../sources/istiod/metrics.js';
 import { KubernetesSource } from '../sources/kubernetes/kubernetes.js';
 import type { Source } from '../sources/types.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
@@ -40,6 +41,7 @@ function buildSources(
   env: NodeJS.ProcessEnv,
   logger: Logger,
   kubeConfig: KubeConfig | undefined,
+  metrics: Metrics,
 ): Source[] {
   const sources: Source[] = [];
   if (config.sources.includes('file'))
@@ -62,6 +64,21 @@ function buildSources(
         'the istiod source needs POD_IP (from the downward API) for its xDS node id',
       );
     }
+    const podName = env.POD_NAME ?? hostname();
+    // Refusals by istiod are reported as Events on Breeze's own Pod (cluster mode).
+    const events: IstiodEvents | undefined =
+      kubeConfig === undefined
+        ? undefined
+        : {
+            eventer: new KubernetesEventer({ kubeConfig, logger, instance: podName }),
+            object: {
+              apiVersion: 'v1',
+              kind: 'Pod',
+              namespace: podNamespace,
+              name: podName,
+              ...(env.POD_UID === undefined || env.POD_UID === '' ? {} : { uid: env.POD_UID }),
+            },
+          };
     sources.push(
       new IstiodSource({
         address: config.istiodAddress,
@@ -75,11 +92,14 @@ function buildSources(
                 ...(config.istiodTokenFile === undefined ? {} : { tokenFile: config.istiodTokenFile }),
               },
             }),
-        podName: env.POD_NAME ?? hostname(),
+        podName,
         podNamespace,
         podIp,
+        meshRootNamespace: config.rootNamespace,
         domain: config.domain,
         logger,
+        metrics: sourceMetrics(metrics.registry),
+        ...(events === undefined ? {} : { events }),
       }),
     );
   }
@@ -313,7 +333,7 @@ export async function startBreeze(
     },
     onListenerError: (err) => logger.error({ err }, 'a config cache listener failed'),
   });
-  const sources = buildSources(config, env, logger, kubeConfig);
+  const sources = buildSources(config, env, logger, kubeConfig, metrics);
   const feed = admissionFeed(config, store, logger, metrics);
   const admission: AdmissionDeps = {
     view: store,
@@ -341,6 +361,11 @@ export async function startBreeze(
     logger,
     metrics,
     isSynced: () => sources.every((s) => s.synced()),
+    syncReasons: () =>
+      sources.flatMap((s) => {
+        const reason = s.synced() ? undefined : s.notReadyReason?.();
+        return reason === undefined ? [] : [reason];
+      }),
     drainDelayMs: config.drainDelayMs,
   });
   const synced = Promise.all(sources.map((s) => s.start(store))).then(() =>

@@ -121,12 +121,14 @@ export const SERVE_FLAGS = {
     cluster: 'kubernetes',
   },
   'istiod-address': {
-    help: 'istiod ADS address host:port (istiod source), e.g. istiod.istio-system.svc:15012',
+    help: 'istiod ADS address host:port (istiod source), e.g. istiod.istio-system.svc:15012 (TLS; current istiod refuses the api generator on plaintext 15010)',
   },
   'istiod-ca-file': {
-    help: 'CA bundle to trust for TLS to istiod (the istio-ca-root-cert ConfigMap); plaintext when unset',
+    help: 'CA bundle to trust for TLS to istiod: root-cert.pem of the istio-ca-root-cert ConfigMap, mounted; plaintext when unset (warned at start: current istiod refuses it)',
   },
-  'istiod-token-file': { help: 'service-account token (audience istio-ca) sent to istiod as a bearer token' },
+  'istiod-token-file': {
+    help: "projected service-account token with audience istio-ca (e.g. /var/run/secrets/tokens/istio-token, as Istio's sidecar mounts it), re-read on every reconnect and sent to istiod as a bearer token; Breeze must run in the mesh root namespace (--root-namespace)",
+  },
   'resync-interval': {
     help: 'full reconcile of every service (level-triggered repair)',
     local: '5m',
@@ -378,6 +380,10 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     );
   if (config.sources.includes('istiod') && config.istiodAddress === undefined) {
     throw new BreezeError('BAD_FLAG', '--istiod-address is required when --sources includes istiod');
+  }
+  for (const flag of ['istiod-ca-file', 'istiod-token-file'] as const) {
+    const value = raw(flag);
+    if (value !== undefined && value.trim() === '') bad(flag, value, 'must be the path of a file');
   }
   return config;
 }

@@ -23,7 +23,11 @@ export type EventReason =
   | 'EnvoyFilterDeleted'
   | 'EnvoyFilterFailed'
   /** A soft finding of generation (a capped fan-out, no VIP, no workload selector). */
-  | 'GenerationWarning';
+  | 'GenerationWarning'
+  /** On Breeze's own Pod: istiod refused Breeze's identity (the istiod source gets no config). */
+  | 'IstiodAuthFailed'
+  /** On Breeze's own Pod: istiod accepted Breeze again after refusing it. */
+  | 'IstiodConnected';
 export type EventType = 'Normal' | 'Warning';
 
 /** The object an Event is about. */

@@ -30,6 +30,8 @@ export interface BreezeServerOptions {
   readonly metrics: Metrics;
   /** True once the config cache holds a complete view (admission decisions depend on it). */
   readonly isSynced: () => boolean;
+  /** While not synced: why, per source (added to the /readyz reasons). */
+  readonly syncReasons?: () => readonly string[];
   /** Time between going not-ready and closing the listener, for endpoints to drop this pod. */
   readonly drainDelayMs?: number;
   /** /healthz fails once the main event loop has not turned for this long (default 10 s). */
@@ -129,7 +131,7 @@ export class BreezeServer {
   readiness(): Readiness {
     const reasons: string[] = [];
     if (!this.reloader.loaded) reasons.push('certificate not loaded');
-    if (!this.opts.isSynced()) reasons.push('cache not synced');
+    if (!this.opts.isSynced()) reasons.push('cache not synced', ...(this.opts.syncReasons?.() ?? []));
     if (this.draining) reasons.push('draining');
     return { ready: reasons.length === 0, reasons };
   }

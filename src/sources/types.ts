@@ -30,6 +30,8 @@ export interface Source {
   start(sink: ConfigSink): Promise<void>;
   /** True once every kind has been delivered at least once (readiness). */
   synced(): boolean;
+  /** While not synced: why, in one line for /readyz (e.g. istiod refusing Breeze's identity). */
+  notReadyReason?(): string | undefined;
   /** Stops watches, streams and timers; idempotent. */
   stop(): Promise<void>;
 }

@@ -3,10 +3,31 @@
 // istiod's "api" generator (every response is the full list of its type URL as MCP Resources;
 // ACKs and NACKs are recorded and not answered; an unknown type URL gets an empty list, as
 // v1alpha3 does on Istio 1.24+).
+//
+// Versions: setConfig() stores a kind under the type URL the configured Istio serves it on
+// (`apiVersion: 'v1'`, 1.24+, the default; `'v1alpha3'`, 1.20-1.23); the other version answers
+// an empty list, as istiod does. setServedVersion() is an istiod upgrade (or downgrade).
+//
+// Auth (`auth`), as istiod with ENABLE_XDS_API_GENERATOR_AUTH (pilot/pkg/xds/{ads,auth}.go and
+// the api generator):
+// - TLS, or plaintext with `auth.plaintext` (XDS_AUTH_PLAINTEXT=true): the bearer token must be
+//   one of `auth.tokens` (a TokenReview that succeeds), else the stream ends Unauthenticated
+//   "authentication failure: ..." at once. Plaintext otherwise carries no identity (no error);
+// - on the first request: an identity whose namespace is not the node metadata NAMESPACE ends
+//   the stream PermissionDenied "authorization failed: no identities (...) matched ns/sa"
+//   (checkConnectionIdentity);
+// - the api generator then needs an identity (else Unauthenticated "the api generator requires
+//   an authenticated control-plane identity") in the root namespace (else PermissionDenied; the
+//   text of this one message is the fake's own, the code is istiod's).
 import grpc from '@grpc/grpc-js';
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { JsonRecord } from '../../src/model/json.js';
-import { objectToMcp } from '../../src/sources/istiod/mcp.js';
+import {
+  istioTypeUrl,
+  objectToMcp,
+  type IstiodApiVersion,
+  type IstiodKind,
+} from '../../src/sources/istiod/mcp.js';
 import {
   istioProtos,
   MCP_RESOURCE_TYPE,
@@ -17,12 +38,42 @@ import {
   type DiscoveryResponse,
 } from '../../src/sources/istiod/protos.js';
 
+/** The identity a token stands for: spiffe://<trustDomain>/ns/<namespace>/sa/<serviceAccount>. */
+export interface FakeIdentity {
+  readonly namespace: string;
+  readonly serviceAccount: string;
+}
+
+export interface FakeAuth {
+  /** Tokens the fake's TokenReview accepts (audience istio-ca), and whose identity each is. */
+  readonly tokens: Readonly<Record<string, FakeIdentity>>;
+  /** meshConfig.rootNamespace (default istio-system). */
+  readonly rootNamespace?: string;
+  /** XDS_AUTH_PLAINTEXT=true: tokens are checked on plaintext too (default false). */
+  readonly plaintext?: boolean;
+}
+
 export interface FakeIstiodOptions {
   /** Serve TLS with this certificate and key (PEM). */
   readonly tls?: { cert: string; key: string };
   /** Require `authorization: Bearer <token>`; other streams end Unauthenticated. */
   readonly token?: string;
+  /** Enforce ENABLE_XDS_API_GENERATOR_AUTH (see the header). Unset: the check is off. */
+  readonly auth?: FakeAuth;
+  /** The version istiod keys its stores by: v1 (Istio 1.24+, default) or v1alpha3 (1.20-1.23). */
+  readonly apiVersion?: IstiodApiVersion;
 }
+
+/** A stream the fake ended with an auth error. */
+export interface FakeRefusal {
+  readonly stream: number;
+  readonly code: grpc.status;
+  readonly details: string;
+}
+
+export const AUTHN_FAILURE =
+  'authentication failure: [Authenticator ClientCertAuthenticator: no verified chain is found; Authenticator KubeJWTAuthenticator: failed to validate the JWT from cluster "Kubernetes": the token is not authenticated]';
+export const APIGEN_UNAUTHENTICATED = 'the api generator requires an authenticated control-plane identity';
 
 export interface RecordedRequest {
   readonly stream: number;
@@ -51,6 +102,9 @@ interface Stream {
   readonly call: ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>;
   readonly watched: Set<string>;
   readonly authorization: string | undefined;
+  /** The verified identity (auth on, token accepted), checked on the first request. */
+  readonly identity: FakeIdentity | undefined;
+  authorized: boolean;
   ended: boolean;
 }
 
@@ -59,6 +113,8 @@ export class FakeIstiod {
   readonly sent: SentResponse[] = [];
   /** The authorization header of every stream opened, in order. */
   readonly authorizations: (string | undefined)[] = [];
+  /** Streams ended by the auth rules, in order. */
+  readonly refusals: FakeRefusal[] = [];
   port = 0;
   private readonly server = new grpc.Server();
   private readonly objects = new Map<string, JsonRecord[]>();
@@ -69,9 +125,11 @@ export class FakeIstiod {
   private pushSeq = 0;
   private failure: { code: grpc.status; details: string } | undefined;
   private token: string | undefined;
+  private servedVersion: IstiodApiVersion;
 
   constructor(private readonly options: FakeIstiodOptions = {}) {
     this.token = options.token;
+    this.servedVersion = options.apiVersion ?? 'v1';
     this.server.addService(istioProtos().service, {
       StreamAggregatedResources: (call: ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>) => {
         this.onStream(call);
@@ -117,6 +175,26 @@ export class FakeIstiod {
   /** Sets the objects (Kubernetes-shaped JSON) served for a type URL; nothing is sent until push(). */
   setObjects(typeUrl: string, objects: readonly JsonRecord[]): void {
     this.objects.set(typeUrl, [...objects]);
+  }
+
+  /** Sets a kind's objects under the type URL the configured Istio version serves it on. */
+  setConfig(kind: IstiodKind, objects: readonly JsonRecord[]): void {
+    this.setObjects(istioTypeUrl(this.servedVersion, kind), objects);
+  }
+
+  /**
+   * An istiod upgrade (or downgrade): every kind's objects move to the other version's type URL,
+   * the old one answers an empty list. Nothing is sent until push() or a reconnect.
+   */
+  setServedVersion(version: IstiodApiVersion): void {
+    if (version === this.servedVersion) return;
+    const from = this.servedVersion;
+    this.servedVersion = version;
+    for (const kind of ['ServiceEntry', 'VirtualService', 'DestinationRule'] as const) {
+      const objects = this.objects.get(istioTypeUrl(from, kind)) ?? [];
+      this.objects.delete(istioTypeUrl(from, kind));
+      this.objects.set(istioTypeUrl(version, kind), objects);
+    }
   }
 
   /**
@@ -192,12 +270,23 @@ export class FakeIstiod {
   }
 
   private onStream(call: ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>): void {
-    const auth = call.metadata.get('authorization')[0];
+    const header = call.metadata.get('authorization')[0];
+    const authorization = typeof header === 'string' ? header : undefined;
+    const auth = this.options.auth;
+    // istiod authenticates TLS peers (and plaintext ones only with XDS_AUTH_PLAINTEXT=true).
+    const authenticates = auth !== undefined && (this.options.tls !== undefined || auth.plaintext === true);
+    const token = authorization?.startsWith('Bearer ') === true ? authorization.slice(7) : undefined;
+    const identity =
+      authenticates && token !== undefined && Object.hasOwn(auth.tokens, token)
+        ? auth.tokens[token]
+        : undefined;
     const stream: Stream = {
       id: ++this.streamSeq,
       call,
       watched: new Set(),
-      authorization: typeof auth === 'string' ? auth : undefined,
+      authorization,
+      identity,
+      authorized: false,
       ended: false,
     };
     this.authorizations.push(stream.authorization);
@@ -214,6 +303,10 @@ export class FakeIstiod {
     });
     if (this.token !== undefined && stream.authorization !== `Bearer ${this.token}`) {
       this.end(stream, grpc.status.UNAUTHENTICATED, 'authentication failure: invalid or missing token');
+      return;
+    }
+    if (authenticates && identity === undefined) {
+      this.refuse(stream, grpc.status.UNAUTHENTICATED, AUTHN_FAILURE);
       return;
     }
     if (this.failure !== undefined) {
@@ -241,6 +334,7 @@ export class FakeIstiod {
           : { code: status.code, message: status.message },
     });
     if (stream.ended) return;
+    if (!stream.authorized && !this.authorize(stream, request)) return;
     // Like istiod: the first request of a type subscribes and is answered; later ones are ACK/NACK.
     if (stream.watched.has(request.type_url)) return;
     stream.watched.add(request.type_url);
@@ -251,6 +345,52 @@ export class FakeIstiod {
       return;
     }
     this.respond(stream, request.type_url);
+  }
+
+  /** istiod's checks on the first request (node known): connection identity, then the api generator's. */
+  private authorize(stream: Stream, request: DiscoveryRequest): boolean {
+    const auth = this.options.auth;
+    if (auth === undefined) {
+      stream.authorized = true;
+      return true;
+    }
+    const id = stream.identity;
+    const metadata = structStrings(request.node?.metadata);
+    const configNamespace = metadata.NAMESPACE ?? '';
+    const serviceAccount = metadata.SERVICE_ACCOUNT ?? '';
+    if (id !== undefined) {
+      const spiffe = `spiffe://cluster.local/ns/${id.namespace}/sa/${id.serviceAccount}`;
+      if (
+        (configNamespace !== '' && id.namespace !== configNamespace) ||
+        (serviceAccount !== '' && id.serviceAccount !== serviceAccount)
+      ) {
+        this.refuse(
+          stream,
+          grpc.status.PERMISSION_DENIED,
+          `authorization failed: no identities ([${spiffe}]) matched ${configNamespace}/${serviceAccount}`,
+        );
+        return false;
+      }
+      const root = auth.rootNamespace ?? 'istio-system';
+      if (id.namespace !== root) {
+        this.refuse(
+          stream,
+          grpc.status.PERMISSION_DENIED,
+          `the api generator is restricted to control-plane identities in the root namespace ${root}; caller ${spiffe}`,
+        );
+        return false;
+      }
+    } else {
+      this.refuse(stream, grpc.status.UNAUTHENTICATED, APIGEN_UNAUTHENTICATED);
+      return false;
+    }
+    stream.authorized = true;
+    return true;
+  }
+
+  private refuse(stream: Stream, code: grpc.status, details: string): void {
+    this.refusals.push({ stream: stream.id, code, details });
+    this.end(stream, code, details);
   }
 
   private respond(stream: Stream, typeUrl: string, extra?: AnyMessage): void {
