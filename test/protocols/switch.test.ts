@@ -28,16 +28,20 @@ const setOf = (text: string): ReadonlySet<Protocol> => {
 };
 const sorted = (s: ReadonlySet<Protocol>): Protocol[] => [...s].sort();
 
+const PODS_LINE =
+  'set on the pods: proxy.istio.io/config annotation, proxyMetadata: {ISTIO_META_BREEZE_KAFKA_BROKER: "true"}';
+const IMAGE_LINE =
+  'and an istio/proxy image built with envoy.filters.network.kafka_broker (the stock istio/proxyv2 lacks it)';
 const KAFKA_OFF = [
   'kafka is off in Breeze (--protocols dubbo,thrift,redis,zookeeper): its ports stay plain TCP',
   'to enable it, run Breeze with --protocols dubbo,thrift,redis,zookeeper,kafka (chart value protocols)',
-  'set on the pods: proxy.istio.io/config annotation, proxyMetadata: {ISTIO_META_BREEZE_KAFKA_BROKER: "true"}',
-  'and an istio/proxy image built with envoy.filters.network.kafka_broker (the stock istio/proxyv2 lacks it)',
+  PODS_LINE,
+  IMAGE_LINE,
 ];
 const KAFKA_ON = [
   'kafka filters go only to sidecars with node metadata BREEZE_KAFKA_BROKER="true"',
-  KAFKA_OFF[2],
-  KAFKA_OFF[3],
+  PODS_LINE,
+  IMAGE_LINE,
 ];
 
 t.test('--protocols values: the default is the stock-proxy set, names checked', async (t) => {
