@@ -20,6 +20,8 @@ import {
   switchAdvice,
 } from '../../src/protocols/registry.js';
 import type { GenerationOptions } from '../../src/protocols/types.js';
+import { RecordingEventer } from '../../src/reconcile/events.js';
+import { GEN, memoryEnv } from '../reconcile/fixtures.js';
 
 const setOf = (text: string): ReadonlySet<Protocol> => {
   const parsed = parseProtocols(text);
@@ -185,6 +187,37 @@ t.test('kafka on: every patch of every kafka EnvoyFilter is scoped to the declar
   }
   t.same(result.notes, [], 'nothing to note: the admission webhook and generate say who gets the filter');
   t.same(generate(undefined).envoyFilters, result.envoyFilters, 'no protocols option: every protocol');
+});
+
+t.test('the reconciler: a kafka Service while kafka is off is noted once (log + Event)', async (t) => {
+  const eventer = new RecordingEventer();
+  const { store, sink, reconciler } = memoryEnv({
+    eventer,
+    generation: { ...GEN, protocols: setOf(DEFAULT_PROTOCOLS) },
+  });
+  const signal = new AbortController().signal;
+  store.upsert(kafkaService, 'kubernetes');
+  const key = 'Service/kafka/kafka';
+  for (let i = 0; i < 3; i++) await reconciler.reconcile([key], signal);
+  await reconciler.resync(signal);
+  t.same(
+    eventer.events.filter((e) => e.reason === 'GenerationWarning').map((e) => `${e.type} ${e.message}`),
+    [`Warning Service/kafka/kafka: ${KAFKA_OFF.join('; ')}`],
+  );
+  t.same(sink.actual(), [], 'nothing written');
+
+  const on = memoryEnv({
+    eventer: new RecordingEventer(),
+    generation: { ...GEN, protocols: setOf('redis,kafka') },
+  });
+  on.store.upsert(kafkaService, 'kubernetes');
+  await on.reconciler.reconcile([key], signal);
+  const written = on.sink.actual();
+  t.equal(written.length, 6);
+  for (const ef of written) {
+    for (const patch of (ef.spec as any).configPatches)
+      t.same(patch.match.proxy, { metadata: { BREEZE_KAFKA_BROKER: 'true' } });
+  }
 });
 
 t.test('scoping covers every patch (cluster patches too) and keeps an existing proxy match', async (t) => {
