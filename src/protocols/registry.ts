@@ -42,11 +42,11 @@ export const SUPPORT: Readonly<Record<Protocol, ProtocolSupport>> = {
 /** The order protocols are listed in (`--protocols` values in messages): SUPPORT's. */
 const LIST_ORDER = Object.keys(SUPPORT) as readonly Protocol[];
 
+/** `--protocols` when not given: every protocol whose filter is in the stock proxy (`dubbo,thrift,redis,zookeeper`). */
+export const DEFAULT_PROTOCOLS = LIST_ORDER.filter((p) => SUPPORT[p].inStockProxy).join(',');
+
 /** The value the proxy metadata key must have. */
 export const PROXY_METADATA_VALUE = 'true';
-
-/** `--protocols` when not given: every protocol whose filter is in the stock proxy. */
-export const DEFAULT_PROTOCOLS = 'dubbo,thrift,redis,zookeeper';
 
 /** The longest `--protocols` value read (each name at most 9 characters, a few of them). */
 const MAX_PROTOCOLS_TEXT = 256;
