@@ -4,6 +4,7 @@ import { asRecord, asString, type JsonRecord } from '../model/json.js';
 import { handledKind, objectRef, type HandledKind } from '../model/kinds.js';
 import type { ConfigView } from '../cache/store.js';
 import type { RedisAuthMode } from '../protocols/redis/authmode.js';
+import type { Protocol } from '../model/protocol.js';
 import { BudgetExceeded, CpuBudget } from './budget.js';
 import { guardEnvoyFilter } from './envoyfilter-guard.js';
 import { mutateServiceEntry } from './mutators/serviceentry.js';
@@ -43,6 +44,8 @@ export interface AdmissionDeps {
   readonly breezeUsers?: readonly string[];
   /** The server's `--redis-auth-mode`, for the validators' warnings. */
   readonly redisAuthMode?: RedisAuthMode;
+  /** The server's `--protocols` (admission warns about ports of other protocols); absent: no such warnings. */
+  readonly protocols?: ReadonlySet<Protocol>;
   /** A new CPU budget for one request (default: REQUEST_CPU_BUDGET_MS of wall time from now). */
   readonly newBudget?: () => CpuBudget;
 }
@@ -191,6 +194,7 @@ function decide(webhook: Webhook, req: AdmissionRequest, deps: AdmissionDeps): D
       namespace,
       budget,
       ...(deps.redisAuthMode === undefined ? {} : { redisAuthMode: deps.redisAuthMode }),
+      ...(deps.protocols === undefined ? {} : { protocols: deps.protocols }),
     });
     if (findings.problems.length > 0) return { decision: deny(findings.problems, findings.warnings) };
     const decision = allow(findings.warnings);

@@ -3,17 +3,20 @@ import { VALIDATORS } from '../admission/validators/index.js';
 import { ConfigStore } from '../cache/store.js';
 import { checkEnvoyFilterAtEnds, SCHEMA_ENDS, schemaEndLabel, schemaRoot } from '../envoy/schema.js';
 import { BreezeError } from '../errors.js';
-import { asRecord, asString } from '../model/json.js';
+import { asRecord, asString, type JsonRecord } from '../model/json.js';
 import { handledKindOf, metaOf } from '../model/kinds.js';
 import { isDnsName } from '../model/names.js';
 import { formatProblem, generateAll } from '../protocols/generate.js';
 import { isRedisAuthMode } from '../protocols/redis/authmode.js';
 import { toJsonList, toYamlStream } from '../protocols/output.js';
+import { DEFAULT_PROTOCOLS, parseProtocols, switchAdvice } from '../protocols/registry.js';
+import { PROTOCOL_LABEL, SERVICE_ANNOTATION } from '../protocols/shared/envoyfilter.js';
+import { PROTOCOLS, type Protocol } from '../model/protocol.js';
 import { loadManifests } from '../sources/file.js';
 
 export const GENERATE_USAGE = `Usage: breeze generate -f PATH [-f PATH ...] [-o yaml|json] [--check]
                       [--root-namespace istio-system] [--envoyfilter-namespace-scope] [--domain cluster.local]
-                      [--redis-auth-mode inline|file]
+                      [--redis-auth-mode inline|file] [--protocols dubbo,thrift,redis,zookeeper]
 
 Reads manifests (files or directories, multi-document YAML): ServiceEntries, Kubernetes Services,
 VirtualServices, DestinationRules, RedisServices, RedisDestinations and Secrets. Prints the
@@ -22,6 +25,9 @@ EnvoyFilters Breeze generates for them as a YAML stream (-o yaml, the default) o
 support range (the Envoy 1.28 floor and the newest Envoy API on npm), naming the end that fails.
 --redis-auth-mode file: Redis passwords from Secrets are read by Envoy from the mounted Secret
 (README "Redis passwords") instead of being written into the EnvoyFilters.
+--protocols: the protocols that get EnvoyFilters (default dubbo,thrift,redis,zookeeper; add kafka to
+get Kafka filters, scoped to proxies with the metadata BREEZE_KAFKA_BROKER=true, README "Kafka").
+A port of a protocol that is off, or a filter only some proxies get, is a note; it does not fail.
 Problems go to stderr, one line each; exit 1 on invalid input or any generation error.`;
 
 export interface GenerateSummary {
@@ -48,6 +54,7 @@ export async function runGenerate(
         'envoyfilter-namespace-scope': { type: 'boolean', default: false },
         domain: { type: 'string', default: 'cluster.local' },
         'redis-auth-mode': { type: 'string', default: 'inline' },
+        protocols: { type: 'string', default: DEFAULT_PROTOCOLS },
       },
       allowPositionals: true,
     }));
@@ -72,6 +79,10 @@ export async function runGenerate(
     );
   }
 
+  const protocols = parseProtocols(values.protocols);
+  if ('error' in protocols)
+    throw new BreezeError('BAD_FLAG', `--protocols: ${JSON.stringify(values.protocols)} ${protocols.error}`);
+
   const loaded = await loadManifests(paths);
   let failed = loaded.errors.length > 0;
   for (const e of loaded.errors) err(`${e.file}: ${e.message}`);
@@ -94,9 +105,11 @@ export async function runGenerate(
     namespaceScope: values['envoyfilter-namespace-scope'],
     domain: values.domain,
     redisAuthMode,
+    protocols,
   });
   for (const p of result.problems) err(formatProblem(p));
   for (const n of result.notes) err(`note: ${formatProblem(n)}`);
+  for (const line of scopeNotes(result.envoyFilters, protocols)) err(`note: ${line}`);
   if (result.problems.length > 0) failed = true;
   if (values.check) {
     // Both ends of the support range (Envoy 1.28 floor, newest API on npm); an end whose protos
@@ -121,4 +134,21 @@ export async function runGenerate(
   }
   out(values.output === 'json' ? toJsonList(result.envoyFilters) : toYamlStream(result.envoyFilters));
   return { exitCode: failed ? 1 : 0, envoyFilters: result.envoyFilters.length };
+}
+
+/**
+ * One line per service that got filters only some proxies load (Kafka): `<service>: <advice>`,
+ * the admission warning's lines joined, in service order.
+ */
+function scopeNotes(envoyFilters: readonly JsonRecord[], enabled: ReadonlySet<Protocol>): string[] {
+  const lines = new Set<string>();
+  for (const ef of envoyFilters) {
+    const metadata = asRecord(ef.metadata);
+    const protocol = PROTOCOLS.find((p) => p === asString(asRecord(metadata?.labels)?.[PROTOCOL_LABEL]));
+    const service = asString(asRecord(metadata?.annotations)?.[SERVICE_ANNOTATION]);
+    if (protocol === undefined || service === undefined) continue;
+    const advice = switchAdvice(protocol, enabled);
+    if (advice.length > 0) lines.add(`${service}: ${advice.join('; ')}`);
+  }
+  return [...lines].sort();
 }

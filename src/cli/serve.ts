@@ -121,6 +121,7 @@ function buildWriter(
     namespaceScope: config.envoyfilterNamespaceScope,
     domain: config.domain,
     redisAuthMode: config.redisAuthMode,
+    protocols: config.protocols,
   };
   const limits = { concurrency: config.apiConcurrency, qps: config.apiQps, burst: config.apiBurst };
   // The reconciler reports retries to the controller, which is built after it.
@@ -340,6 +341,7 @@ export async function startBreeze(
     vips: new VipAllocator(new Ipv4Range(config.vipCidr), store),
     ...(feed === undefined ? {} : { onAdmitted: feed.record }),
     redisAuthMode: config.redisAuthMode,
+    protocols: config.protocols,
     // Who may change Breeze's EnvoyFilters: Breeze's own service account (downward API).
     breezeUsers:
       env.POD_NAMESPACE !== undefined && env.POD_SERVICE_ACCOUNT !== undefined

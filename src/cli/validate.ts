@@ -4,12 +4,15 @@ import { ConfigStore } from '../cache/store.js';
 import { BreezeError } from '../errors.js';
 import { handledKindOf, metaOf } from '../model/kinds.js';
 import { isDnsName } from '../model/names.js';
+import { DEFAULT_PROTOCOLS, parseProtocols } from '../protocols/registry.js';
 import { loadManifests } from '../sources/file.js';
 
 export const VALIDATE_USAGE = `Usage: breeze validate -f PATH [-f PATH ...] [--domain cluster.local]
+                      [--protocols dubbo,thrift,redis,zookeeper]
 
 Runs the admission webhook's validators offline on manifests (files or directories).
-Cross-object checks see every object passed in. Prints one line per problem:
+Cross-object checks see every object passed in. --protocols: the protocols Breeze serves (as
+'breeze serve --protocols'; a port of another one, or of kafka, is a warning). Prints one line per problem:
   <file>: <Kind> <namespace>/<name>: <field path>: <message>
 Exit status: 0 when nothing is denied (warnings are printed), 1 on any denial or on a file that
 cannot be read or parsed (over 4 MiB, not a regular file, a YAML error such as an unquoted
@@ -33,7 +36,11 @@ export async function runValidate(
   try {
     ({ values, positionals } = parseArgs({
       args: [...argv],
-      options: { file: { type: 'string', short: 'f', multiple: true }, domain: { type: 'string' } },
+      options: {
+        file: { type: 'string', short: 'f', multiple: true },
+        domain: { type: 'string' },
+        protocols: { type: 'string', default: DEFAULT_PROTOCOLS },
+      },
       allowPositionals: true,
     }));
   } catch (e) {
@@ -44,6 +51,10 @@ export async function runValidate(
   const domain = values.domain ?? 'cluster.local';
   if (!isDnsName(domain))
     throw new BreezeError('BAD_FLAG', `--domain: ${JSON.stringify(domain)} must be a DNS name`);
+
+  const protocols = parseProtocols(values.protocols);
+  if ('error' in protocols)
+    throw new BreezeError('BAD_FLAG', `--protocols: ${JSON.stringify(values.protocols)} ${protocols.error}`);
 
   const loaded = await loadManifests(paths);
   for (const e of loaded.errors) out(`${e.file}: ${e.message}`);
@@ -60,7 +71,7 @@ export async function runValidate(
     checked++;
     const meta = metaOf(object);
     const prefix = `${file}: ${kind} ${meta.namespace}/${meta.name}`;
-    const findings = VALIDATORS[kind](object, { view: store, namespace: meta.namespace });
+    const findings = VALIDATORS[kind](object, { view: store, namespace: meta.namespace, protocols });
     for (const p of findings.problems) out(`${prefix}: ${p.path}: ${p.message}`);
     for (const w of findings.warnings) out(`${prefix}: warning: ${w}`);
     if (findings.problems.length > 0) denied++;

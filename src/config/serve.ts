@@ -5,6 +5,8 @@ import { isDnsName } from '../model/names.js';
 import { parseListenAddress, type ListenAddress } from './address.js';
 import { parseGoDuration } from '../model/duration.js';
 import { REDIS_AUTH_MODES, type RedisAuthMode } from '../protocols/redis/authmode.js';
+import type { Protocol } from '../model/protocol.js';
+import { DEFAULT_PROTOCOLS, parseProtocols } from '../protocols/registry.js';
 
 export type Mode = 'local' | 'cluster';
 export const TLS_MODES = ['files', 'self-managed'] as const;
@@ -60,6 +62,8 @@ export interface ServeConfig {
   readonly admissionGraceMs: number;
   /** `--redis-auth-mode`: Redis passwords from Secrets inline in EnvoyFilters, or read from a mounted file. */
   readonly redisAuthMode: RedisAuthMode;
+  /** `--protocols`: the protocols that get EnvoyFilters (kafka only when asked for). */
+  readonly protocols: ReadonlySet<Protocol>;
 }
 
 interface FlagSpec {
@@ -190,6 +194,11 @@ export const SERVE_FLAGS = {
     local: 'inline',
     cluster: 'inline',
   },
+  protocols: {
+    help: 'protocols that get EnvoyFilters, comma-separated (dubbo, thrift, redis, zookeeper, kafka); other protocols\' ports stay plain TCP. kafka\'s filter is not in the stock istio/proxyv2: when enabled it reaches only sidecars with proxy metadata BREEZE_KAFKA_BROKER=true (README "Kafka")',
+    local: DEFAULT_PROTOCOLS,
+    cluster: DEFAULT_PROTOCOLS,
+  },
   'drain-delay': { help: 'on SIGTERM, time between not-ready and closing', local: '0s', cluster: '3s' },
   'admission-grace': {
     help: 'drop an admitted change no source confirms within this time',
@@ -261,6 +270,8 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
   const redisAuthMode =
     REDIS_AUTH_MODES.find((m) => m === str('redis-auth-mode')) ??
     bad('redis-auth-mode', str('redis-auth-mode'), `must be one of ${REDIS_AUTH_MODES.join(', ')}`);
+  const protocols = parseProtocols(str('protocols'));
+  if ('error' in protocols) bad('protocols', str('protocols'), protocols.error);
   const sources = str('sources')
     .split(',')
     .map((s) => s.trim())
@@ -357,6 +368,7 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     drainDelayMs: duration('drain-delay'),
     admissionGraceMs: duration('admission-grace'),
     redisAuthMode,
+    protocols,
   };
   if (config.debounceMaxMs < config.debounceAfterMs) {
     bad(

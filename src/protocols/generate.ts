@@ -2,12 +2,13 @@ import type { ConfigStore, Entry } from '../cache/store.js';
 import { isBreezeError } from '../errors.js';
 import { asRecord, asString, isInteger, type JsonRecord } from '../model/json.js';
 import { MAX_LISTENERS_PER_SERVICE, quote } from '../model/limits.js';
+import type { Protocol } from '../model/protocol.js';
 import { decodeSecret, type SecretData } from '../model/secret.js';
 import type { ServiceView } from '../model/service.js';
-import { GENERATORS } from './registry.js';
+import { GENERATORS, proxyMetadataMatch, switchAdvice } from './registry.js';
 import { buildEnvoyFilter, inboundListenerPatch, outboundListenerPatch } from './shared/envoyfilter.js';
 import { inboundName, outboundName } from './shared/names.js';
-import type { FilterPlan, GenerationOptions, PortContext, SourceRef } from './types.js';
+import type { ConfigPatch, FilterPlan, GenerationOptions, PortContext, SourceRef } from './types.js';
 
 /** A problem with one service (or one port of it): its filters are not produced. */
 export interface GenerationProblem {
@@ -38,6 +39,22 @@ export interface ServiceOutput {
    * complete and may be written; a note is for a log line or a Warning Event on the service.
    */
   readonly notes: GenerationProblem[];
+}
+
+/**
+ * The patches of one EnvoyFilter, scoped to the proxies that declare the protocol's filter when
+ * the stock proxy lacks it: `match.proxy.metadata` on every patch (listener and cluster alike),
+ * merged into any proxy match the patch already has.
+ */
+export function scopePatches(protocol: Protocol, patches: readonly ConfigPatch[]): ConfigPatch[] {
+  const metadata = proxyMetadataMatch(protocol);
+  if (metadata === undefined) return [...patches];
+  return patches.map((patch) => {
+    const match = asRecord(patch.match) ?? {};
+    const proxy = asRecord(match.proxy) ?? {};
+    const existing = asRecord(proxy.metadata) ?? {};
+    return { ...patch, match: { ...match, proxy: { ...proxy, metadata: { ...existing, ...metadata } } } };
+  });
 }
 
 /** A port number Envoy's schema accepts for a listener or a filter chain match (1-65535). */
@@ -95,9 +112,15 @@ export function generateService(
   let inboundLeft = MAX_LISTENERS_PER_SERVICE;
   let outboundSkipped = 0;
   let inboundSkipped = 0;
+  // Protocols this service uses that are not enabled (`--protocols`): noted once per protocol.
+  const disabled = new Set<Protocol>();
 
   for (const port of service.ports) {
     if (port.protocol === undefined) continue;
+    if (options.protocols !== undefined && !options.protocols.has(port.protocol)) {
+      disabled.add(port.protocol);
+      continue;
+    }
     // Generators get watched objects no webhook has checked: a value outside Envoy's schema is a
     // problem of this port, never emitted.
     if (!isPortNumber(port.number)) {
@@ -157,7 +180,10 @@ export function generateService(
               namespace,
               protocol: port.protocol,
               workloadSelector: undefined,
-              patches: [outboundListenerPatch(vip, port.number, outbound), ...extra],
+              patches: scopePatches(port.protocol, [
+                outboundListenerPatch(vip, port.number, outbound),
+                ...extra,
+              ]),
               sources: sourcesOf(outbound),
             }),
           );
@@ -194,12 +220,17 @@ export function generateService(
             namespace,
             protocol: port.protocol,
             workloadSelector: service.workloadSelector,
-            patches: [inboundListenerPatch(inboundPort, inbound)],
+            patches: scopePatches(port.protocol, [inboundListenerPatch(inboundPort, inbound)]),
             sources: sourcesOf(inbound),
           }),
         );
       }
     }
+  }
+  for (const protocol of disabled) {
+    // options.protocols is set whenever a protocol is disabled.
+    const advice = switchAdvice(protocol, options.protocols ?? new Set());
+    out.notes.push({ service: key, message: advice.join('; ') });
   }
   if (outboundSkipped > 0) {
     out.notes.push({

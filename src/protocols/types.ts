@@ -17,6 +17,14 @@ export interface GenerationOptions {
    * or RedisDestination may override it (protocols/redis/authmode.ts).
    */
   readonly redisAuthMode?: 'inline' | 'file';
+  /**
+   * `--protocols`: the protocols that get filters; a port of any other protocol stays plain TCP
+   * and its service gets a note. The serve and generate commands always set it (default: the
+   * protocols whose filter is in the stock proxy, registry.ts DEFAULT_PROTOCOLS); absent (library
+   * callers, tests) means every protocol. Either way a filter the stock proxy lacks is scoped to
+   * the proxies that declare it.
+   */
+  readonly protocols?: ReadonlySet<Protocol>;
 }
 
 /** A source object an EnvoyFilter was generated from (recorded in its annotations). */

@@ -15,10 +15,21 @@ async function run(argv: string[]) {
   return { out, err, summary };
 }
 
+const KAFKA_OFF_NOTE =
+  'note: Service/kafka/my-release-kafka: kafka is off in Breeze (--protocols dubbo,thrift,redis,zookeeper): its ports stay plain TCP; ' +
+  'to enable it, run Breeze with --protocols dubbo,thrift,redis,zookeeper,kafka (chart value protocols); ' +
+  'set on the pods: proxy.istio.io/config annotation, proxyMetadata: {ISTIO_META_BREEZE_KAFKA_BROKER: "true"}; ' +
+  'and an istio/proxy image built with envoy.filters.network.kafka_broker (the stock istio/proxyv2 lacks it)';
+const KAFKA_ON_NOTE =
+  'note: Service/kafka/my-release-kafka: kafka filters go only to sidecars with node metadata BREEZE_KAFKA_BROKER="true"; ' +
+  'set on the pods: proxy.istio.io/config annotation, proxyMetadata: {ISTIO_META_BREEZE_KAFKA_BROKER: "true"}; ' +
+  'and an istio/proxy image built with envoy.filters.network.kafka_broker (the stock istio/proxyv2 lacks it)';
+
 t.test('the examples generate cleanly and pass --check', async (t) => {
   const { out, err, summary } = await run(['-f', 'examples', '--check']);
-  t.same(err, []);
+  t.same(err, [KAFKA_OFF_NOTE], 'kafka is off by default: a note saying what to do, not an error');
   t.equal(summary.exitCode, 0);
+  t.notMatch(out, /kafka_broker/, 'no kafka_broker patch by default');
   const docs = parseAllDocuments(out).map((d) => d.toJS());
   t.equal(docs.length, summary.envoyFilters);
   t.ok(docs.length >= 10);
@@ -131,7 +142,51 @@ spec: {hosts: [zk], tcp: [{route: [{destination: {host: zk}}]}]}
   },
 );
 
+t.test('--protocols with kafka: kafka filters, every patch scoped to the declaring proxies', async (t) => {
+  const { out, err, summary } = await run([
+    '-f',
+    'examples',
+    '--check',
+    '--protocols',
+    'dubbo,thrift,redis,zookeeper,kafka',
+  ]);
+  t.same(err, [KAFKA_ON_NOTE]);
+  t.equal(summary.exitCode, 0, 'a note is not a failure');
+  const kafka = parseAllDocuments(out)
+    .map((d) => d.toJS())
+    .filter((d) => d.metadata.labels['breeze.io/protocol'] === 'kafka');
+  t.same(
+    kafka.map((d) => d.metadata.name),
+    [
+      'breeze-inbound-my-release-kafka.kafka.svc.cluster.local-9092',
+      'breeze-outbound-my-release-kafka.kafka.svc.cluster.local-10.96.30.1-9092',
+    ],
+  );
+  for (const d of kafka) {
+    t.equal(d.spec.configPatches.length, 1);
+    for (const p of d.spec.configPatches) {
+      t.same(p.match.proxy, { metadata: { BREEZE_KAFKA_BROKER: 'true' } }, `${d.metadata.name} is scoped`);
+      t.equal(p.patch.value.name, 'envoy.filters.network.kafka_broker');
+    }
+  }
+
+  const only = await run(['-f', 'examples/kafka.yaml', '--protocols', 'redis']);
+  t.equal(only.summary.exitCode, 0);
+  t.equal(only.out, '', 'nothing generated');
+  t.same(only.err, [
+    'note: Service/kafka/my-release-kafka: kafka is off in Breeze (--protocols redis): its ports stay plain TCP; ' +
+      'to enable it, run Breeze with --protocols redis,kafka (chart value protocols); ' +
+      'set on the pods: proxy.istio.io/config annotation, proxyMetadata: {ISTIO_META_BREEZE_KAFKA_BROKER: "true"}; ' +
+      'and an istio/proxy image built with envoy.filters.network.kafka_broker (the stock istio/proxyv2 lacks it)',
+  ]);
+});
+
 t.test('usage errors', async (t) => {
+  await t.rejects(run(['-f', 'examples', '--protocols', 'dubbo,kafak']), {
+    code: 'BAD_FLAG',
+    message:
+      '--protocols: "dubbo,kafak" names "kafak", which is not a protocol (use dubbo, thrift, redis, zookeeper, kafka)',
+  });
   await t.rejects(run([]), { code: 'BAD_FLAG', message: /no manifests given/ });
   await t.rejects(run(['-f', 'examples', '-o', 'xml']), {
     code: 'BAD_FLAG',

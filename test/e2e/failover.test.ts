@@ -41,6 +41,9 @@ const ELECTION = [
   '300ms',
   '--debounce-after',
   '50ms',
+  // The entries are Kafka services: kafka must be asked for (issue 12).
+  '--protocols',
+  'dubbo,thrift,redis,zookeeper,kafka',
 ];
 
 async function start(t: Test, api: FakeKubeApiServer, dir: string, name: string, args: string[] = []) {

@@ -1,6 +1,9 @@
 // Golden cases: test/golden/<case>/input.yaml → expected.yaml (the EnvoyFilters, byte for byte)
-// and, when present, problems.txt / notes.txt (one line per problem). Every EnvoyFilter must pass
-// the strict check against Envoy's proto schema. BREEZE_UPDATE_GOLDEN=1 rewrites expectations
+// and, when present, problems.txt / notes.txt (one line per problem). Generation runs with the
+// default `--protocols` (kafka off) unless the case has options.json (`{"protocols": "..."}`, the
+// flag's value). Every EnvoyFilter must pass the strict check against Envoy's proto schema, and
+// every patch of a filter the stock proxy lacks must be scoped to the proxies that declare it.
+// BREEZE_UPDATE_GOLDEN=1 rewrites expectations
 // (review the diff before committing: a golden is only as good as its review).
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,10 +12,21 @@ import { ConfigStore } from '../../src/cache/store.js';
 import { checkEnvoyFilter } from '../../src/envoy/schema.js';
 import { formatProblem, generateAll, type GenerationProblem } from '../../src/protocols/generate.js';
 import { toYamlStream } from '../../src/protocols/output.js';
+import { DEFAULT_PROTOCOLS, parseProtocols, proxyMetadataMatch } from '../../src/protocols/registry.js';
+import type { GenerationOptions } from '../../src/protocols/types.js';
+import type { Protocol } from '../../src/model/protocol.js';
 import { parseManifestText } from '../../src/sources/file.js';
 
 const root = new URL('../golden/', import.meta.url).pathname;
 const update = process.env.BREEZE_UPDATE_GOLDEN === '1';
+
+function optionsFor(dir: string): GenerationOptions {
+  const file = join(dir, 'options.json');
+  const given = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { protocols?: string }) : {};
+  const protocols = parseProtocols(given.protocols ?? DEFAULT_PROTOCOLS);
+  if ('error' in protocols) throw new Error(`${file}: protocols ${protocols.error}`);
+  return { rootNamespace: 'istio-system', namespaceScope: false, domain: 'cluster.local', protocols };
+}
 
 const problemLines = (ps: readonly GenerationProblem[]): string => ps.map(formatProblem).join('\n');
 
@@ -38,11 +52,8 @@ for (const name of readdirSync(root).sort()) {
     t.same(parsed.errors, [], 'input parses');
     const store = new ConfigStore();
     for (const o of parsed.objects) store.upsert(o, 'file');
-    const result = generateAll(store, {
-      rootNamespace: 'istio-system',
-      namespaceScope: false,
-      domain: 'cluster.local',
-    });
+    const options = optionsFor(dir);
+    const result = generateAll(store, options);
     expectFile(
       t,
       join(dir, 'expected.yaml'),
@@ -53,15 +64,21 @@ for (const name of readdirSync(root).sort()) {
     expectFile(t, join(dir, 'notes.txt'), problemLines(result.notes), 'notes');
     for (const ef of result.envoyFilters) {
       t.same(checkEnvoyFilter(ef), [], `${String((ef.metadata as any).name)} passes Envoy's schema`);
+      const protocol = (ef.metadata as any).labels['breeze.io/protocol'] as Protocol;
+      t.ok(options.protocols?.has(protocol), `${protocol} is enabled`);
+      const scope = proxyMetadataMatch(protocol);
+      for (const patch of (ef.spec as any).configPatches) {
+        t.same(
+          patch.match?.proxy?.metadata,
+          scope,
+          `${protocol} ${patch.applyTo} patch: proxy metadata match`,
+        );
+      }
     }
     // Determinism: reversed input order gives identical bytes.
     const reversed = new ConfigStore();
     for (const o of [...parsed.objects].reverse()) reversed.upsert(o, 'file');
-    const again = generateAll(reversed, {
-      rootNamespace: 'istio-system',
-      namespaceScope: false,
-      domain: 'cluster.local',
-    });
+    const again = generateAll(reversed, options);
     t.equal(
       toYamlStream(again.envoyFilters),
       toYamlStream(result.envoyFilters),

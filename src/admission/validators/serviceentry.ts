@@ -4,6 +4,7 @@ import { isCidr, isDnsName, isIpAddress } from '../../model/names.js';
 import { parseWorkloadSelectorAnnotation } from '../../model/service.js';
 import { likelyMisspeltProtocol, protocolFromPortName, type Protocol } from '../../model/protocol.js';
 import { field, FindingsBuilder, type Findings } from '../findings.js';
+import { protocolSwitchFindings } from './protocol-switch.js';
 import { key, show } from './render.js';
 import type { ValidationContext } from './types.js';
 
@@ -57,6 +58,7 @@ export function validateServiceEntry(object: JsonRecord, ctx: ValidationContext)
   const ports = spec.ports === undefined ? [] : asArray(spec.ports);
   if (ports === undefined) f.deny('spec.ports', `must be a list of ports, got ${show(spec.ports)}`);
   const protocols = checkPorts(ports ?? [], annotations, f, ctx);
+  f.merge(protocolSwitchFindings(ports ?? [], ctx));
 
   const ws = annotations[WORKLOAD_SELECTOR_ANNOTATION];
   if (ws !== undefined) {

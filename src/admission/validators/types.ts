@@ -1,5 +1,6 @@
 import type { ConfigView } from '../../cache/store.js';
 import type { JsonRecord } from '../../model/json.js';
+import type { Protocol } from '../../model/protocol.js';
 import type { RedisAuthMode } from '../../protocols/redis/authmode.js';
 import type { CpuBudget } from '../budget.js';
 import type { Findings } from '../findings.js';
@@ -16,6 +17,8 @@ export interface ValidationContext {
   readonly budget?: CpuBudget;
   /** The server's `--redis-auth-mode` (admission warnings say which mode applies); absent offline. */
   readonly redisAuthMode?: RedisAuthMode;
+  /** The enabled protocols (`--protocols`), for protocol-switch.ts's warnings; absent: none given. */
+  readonly protocols?: ReadonlySet<Protocol>;
 }
 
 /**

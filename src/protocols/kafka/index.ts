@@ -5,9 +5,11 @@ export const KAFKA_FILTER = 'envoy.filters.network.kafka_broker';
 export const KAFKA_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.kafka_broker.v3.KafkaBroker';
 
 /**
- * Kafka's broker filter is a contrib extension: its config is wrapped in a TypedStruct so istiod
- * passes it through without knowing the type (Envoy converts it; the proxy image must include
- * the contrib filter).
+ * Kafka's broker filter is an Envoy contrib extension: the stock istio/proxyv2 of Istio 1.20-1.31
+ * lacks it (only Istio 1.12 had it), so Kafka is off unless `--protocols` names it and every patch
+ * is scoped to proxies that declare the filter (SUPPORT in ../registry.ts). Its config stays
+ * wrapped in an xds TypedStruct, which Envoy converts to the inner type (istiod does not need the
+ * wrapper; it is kept so existing filters do not change).
  */
 export const generator = statsFilterGenerator({
   protocol: 'kafka',
