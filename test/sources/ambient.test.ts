@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { VALIDATORS } from '../../src/admission/validators/index.js';
+import { runGenerate } from '../../src/cli/generate.js';
 import { ConfigStore } from '../../src/cache/store.js';
 import { FileSource } from '../../src/sources/file.js';
 import { parseManifestText } from '../../src/sources/manifest-parse.js';
@@ -165,5 +166,40 @@ t.test(
     await rm(file);
     await source.reload();
     t.equal(store.namespaceDataplaneMode('apps'), undefined, 'the manifest deleted');
+  },
+);
+
+t.test(
+  'breeze generate: a Namespace manifest beside the service gives the note on stderr, same filters',
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'breeze-ambient-gen-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    await writeFile(join(dir, 'service.json'), JSON.stringify(dubboEntry));
+    const run = async (): Promise<{ err: string[]; exitCode: number; envoyFilters: number }> => {
+      const err: string[] = [];
+      const summary = await runGenerate(
+        ['-f', dir],
+        () => undefined,
+        (l) => err.push(l),
+      );
+      return { err, ...summary };
+    };
+    const sidecar = await run();
+    t.same(sidecar.err, []);
+    await writeFile(
+      join(dir, 'namespace.yaml'),
+      'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: apps\n  labels:\n    istio.io/dataplane-mode: ambient\n',
+    );
+    const ambient = await run();
+    t.equal(ambient.exitCode, 0, 'a warning, never a failure');
+    t.equal(ambient.envoyFilters, sidecar.envoyFilters, 'the same filters are generated');
+    t.ok(
+      ambient.err.includes(
+        'note: ServiceEntry/apps/demo: namespace "apps" is in ambient mode (istio.io/dataplane-mode=ambient): its pods run ' +
+          'without a sidecar, so these EnvoyFilters do nothing for them (ztunnel and waypoints do not run them); put namespace ' +
+          '"apps" in sidecar mode, or label its pods istio.io/dataplane-mode=none and inject sidecars',
+      ),
+      ambient.err.join('\n'),
+    );
   },
 );
