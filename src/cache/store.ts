@@ -409,7 +409,8 @@ export class ConfigStore implements ConfigView {
       byOrigin?.delete(origin);
       if (byOrigin?.size === 0) this.dataplaneModes.delete(namespace);
     } else {
-      if (byOrigin === undefined) this.dataplaneModes.set(namespace, (byOrigin = new Map()));
+      if (byOrigin === undefined)
+        this.dataplaneModes.set(namespace, (byOrigin = new Map<Authority, string>()));
       byOrigin.set(origin, mode);
     }
     if (this.namespaceDataplaneMode(namespace) === before) return;

@@ -72,8 +72,9 @@ t.test('cluster: the label from the list, then flipped and removed through the w
   t.equal(store.namespaceDataplaneMode('side'), undefined);
   t.same(warningsFor(store), AMBIENT_WARNINGS);
   // Only labelled namespaces are listed and watched.
-  const lists = fake.requests.filter((r) => r.path === '/api/v1/namespaces' && r.watch !== true);
-  t.ok(lists.length >= 1);
+  await waitFor('the namespace watch', () => fake.openWatches('namespaces') === 1);
+  const lists = fake.requests.filter((r) => r.path === '/api/v1/namespaces');
+  t.ok(lists.some((r) => !r.watch) && lists.some((r) => r.watch), 'listed and watched');
   t.ok(
     lists.every((r) => r.query.labelSelector === 'istio.io/dataplane-mode'),
     'label selector sent',

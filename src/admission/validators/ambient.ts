@@ -28,8 +28,7 @@ export const MAX_AMBIENT_NAMESPACES_WARNED = 3;
 type Lookup = (namespace: string) => string | undefined;
 
 function lookupOf(view: ConfigView): Lookup | undefined {
-  const f = view.namespaceDataplaneMode;
-  return f === undefined ? undefined : (ns) => f.call(view, ns);
+  return view.namespaceDataplaneMode === undefined ? undefined : (ns) => view.namespaceDataplaneMode?.(ns);
 }
 
 /** Protocols of a list of ports (`name` fields), in PROTOCOLS order. */
