@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { checkBounds, type BoundsViolation } from '../model/bounds.js';
 import { asArray, asRecord, asString, canonicalJson, type JsonRecord } from '../model/json.js';
+import { dataplaneModeOf, MAX_NAMESPACE_NAME_LENGTH, NAMESPACE_KIND } from '../model/ambient.js';
 import { objectRef } from '../model/kinds.js';
 import { quote } from '../model/limits.js';
 import { resolveHost } from '../model/names.js';
@@ -47,6 +48,11 @@ export interface ConfigView {
   addressOwner(address: string): string | undefined;
   /** Objects of a host-indexed kind naming this FQDN, in the deterministic choice order. */
   forHost(kind: HostIndexedKind, fqdn: string, fromNamespace?: string): readonly Entry[];
+  /**
+   * The `istio.io/dataplane-mode` label of a namespace (`ambient`, `none`...) as the authoritative
+   * sources report it; undefined when the namespace has no such label or is not known.
+   */
+  namespaceDataplaneMode?(namespace: string): string | undefined;
 }
 
 export function objectKey(kind: string, namespace: string, name: string): string {
@@ -243,6 +249,13 @@ export class ConfigStore implements ConfigView {
   private readonly heard = new Map<string, Map<Authority, number>>();
   /** `origin key` → fingerprint of the last rejection reported for it. */
   private readonly rejected = new Map<string, string>();
+  /**
+   * Namespace name → authoritative origin → its `istio.io/dataplane-mode` label: all the store
+   * keeps of a Namespace (namespaces without the label are not held at all).
+   */
+  private readonly dataplaneModes = new Map<string, Map<Authority, string>>();
+  /** Namespace → keys of the protocol services in it (a label flip affects exactly those). */
+  private readonly servicesByNamespace = new Map<string, Map<string, true>>();
 
   constructor(
     readonly domain = 'cluster.local',
@@ -305,6 +318,7 @@ export class ConfigStore implements ConfigView {
     deletedVersion?: string,
   ): ReadonlySet<string> {
     const affected = new Set<string>();
+    if (kind === NAMESPACE_KIND) return this.applyNamespaces(origin, [[name, object]], false);
     if (origin !== 'admission') this.hear(origin, kind);
     this.applyOne(origin, kind, namespace, name, object, affected, deletedVersion);
     this.emit(affected);
@@ -316,6 +330,13 @@ export class ConfigStore implements ConfigView {
    * this origin had of that kind and is not in the set is deleted at that origin.
    */
   replace(origin: Origin, kind: string, objects: readonly JsonRecord[], asOf?: number): ReadonlySet<string> {
+    if (kind === NAMESPACE_KIND)
+      return this.applyNamespaces(
+        origin,
+        objects.map((o) => [objectRef(o).name, o]),
+        true,
+        asOf,
+      );
     const affected = new Set<string>();
     const present = new Set<string>();
     for (const o of objects) {
@@ -334,6 +355,77 @@ export class ConfigStore implements ConfigView {
     }
     this.emit(affected);
     return affected;
+  }
+
+  /**
+   * Namespaces from one origin (cluster-scoped: keyed by name). Only their dataplane-mode label is
+   * kept; a change of the effective label affects the protocol services of that namespace (their
+   * generation notes change). `complete`: the origin's whole set (a list), what it held and is
+   * missing is deleted. Admission never reports namespaces (ignored).
+   */
+  private applyNamespaces(
+    origin: Origin,
+    namespaces: readonly (readonly [string, JsonRecord | undefined])[],
+    complete: boolean,
+    asOf?: number,
+  ): ReadonlySet<string> {
+    const affected = new Set<string>();
+    if (origin === 'admission') return affected;
+    this.hear(origin, NAMESPACE_KIND, asOf);
+    const present = new Set<string>();
+    for (const [name, object] of namespaces) {
+      if (name === '') continue;
+      if (name.length > MAX_NAMESPACE_NAME_LENGTH) {
+        const message = `a namespace name has at most ${MAX_NAMESPACE_NAME_LENGTH} characters`;
+        this.reject(origin, NAMESPACE_KIND, '', name, object, { path: 'metadata.name', message });
+        continue;
+      }
+      present.add(name);
+      this.setDataplaneMode(
+        origin,
+        name,
+        object === undefined ? undefined : dataplaneModeOf(object),
+        affected,
+      );
+    }
+    if (complete) {
+      for (const [name, byOrigin] of [...this.dataplaneModes])
+        if (byOrigin.has(origin) && !present.has(name))
+          this.setDataplaneMode(origin, name, undefined, affected);
+    }
+    this.emit(affected);
+    return affected;
+  }
+
+  private setDataplaneMode(
+    origin: Authority,
+    namespace: string,
+    mode: string | undefined,
+    affected: Set<string>,
+  ): void {
+    const before = this.namespaceDataplaneMode(namespace);
+    let byOrigin = this.dataplaneModes.get(namespace);
+    if (mode === undefined) {
+      byOrigin?.delete(origin);
+      if (byOrigin?.size === 0) this.dataplaneModes.delete(namespace);
+    } else {
+      if (byOrigin === undefined)
+        this.dataplaneModes.set(namespace, (byOrigin = new Map<Authority, string>()));
+      byOrigin.set(origin, mode);
+    }
+    if (this.namespaceDataplaneMode(namespace) === before) return;
+    for (const key of this.servicesByNamespace.get(namespace)?.keys() ?? []) affected.add(key);
+  }
+
+  /** The namespace's `istio.io/dataplane-mode` label from the strongest origin that reports it. */
+  namespaceDataplaneMode(namespace: string): string | undefined {
+    const byOrigin = this.dataplaneModes.get(namespace);
+    if (byOrigin === undefined) return undefined;
+    for (const origin of AUTHORITIES) {
+      const mode = byOrigin.get(origin);
+      if (mode !== undefined) return mode;
+    }
+    return undefined;
   }
 
   /** An authoritative origin is current for `kind` with nothing to report (a watch bookmark). */
@@ -709,6 +801,8 @@ export class ConfigStore implements ConfigView {
     if (plan.service !== undefined) {
       for (const h of at.serviceHosts) getOrCreate(this.servicesByHost, h).set(entry.key, plan.service);
     }
+    if (at.serviceHosts.length > 0)
+      getOrCreate(this.servicesByNamespace, entry.namespace).set(entry.key, true);
     if (at.owner !== undefined) getOrCreate(this.filtersByService, at.owner).set(entry.key, entry);
     const index = at.kind === undefined ? undefined : this.byHost.get(at.kind);
     if (index !== undefined) for (const h of at.hosts) getOrCreate(index, h).set(entry.key, entry);
@@ -721,6 +815,7 @@ export class ConfigStore implements ConfigView {
     if (at === undefined) return;
     this.filed.delete(key);
     for (const h of at.serviceHosts) dropFrom(this.servicesByHost, h, key);
+    if (at.serviceHosts.length > 0) dropFrom(this.servicesByNamespace, key.split('/')[1] ?? '', key);
     const index = at.kind === undefined ? undefined : this.byHost.get(at.kind);
     if (index !== undefined) for (const h of at.hosts) dropFrom(index, h, key);
     for (const a of at.addresses) if (this.addressOwners.get(a) === key) this.addressOwners.delete(a);

@@ -28,11 +28,16 @@ import type { Source } from '../sources/types.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
 
-/** Kinds the cache keeps besides the handled ones: Services read as ServiceEntries, Secrets for Redis auth. */
+/**
+ * Kinds the cache keeps besides the handled ones: Services read as ServiceEntries, Secrets for Redis
+ * auth, Namespaces for their istio.io/dataplane-mode label (ambient warnings).
+ */
 function cacheable(object: JsonRecord): boolean {
   if (handledKindOf(object) !== undefined) return true;
   const kind = asString(object.kind);
-  return asString(object.apiVersion) === 'v1' && (kind === 'Service' || kind === 'Secret');
+  return (
+    asString(object.apiVersion) === 'v1' && (kind === 'Service' || kind === 'Secret' || kind === 'Namespace')
+  );
 }
 
 /** The sources `--sources` selects (admission is the feed, wired into the webhook, not a Source). */

@@ -1,5 +1,6 @@
 import type { ConfigStore, Entry } from '../cache/store.js';
 import { isBreezeError } from '../errors.js';
+import { ambientGenerationNote, isAmbientMode } from '../model/ambient.js';
 import { asRecord, asString, isInteger, type JsonRecord } from '../model/json.js';
 import { MAX_LISTENERS_PER_SERVICE, quote } from '../model/limits.js';
 import type { Protocol } from '../model/protocol.js';
@@ -90,6 +91,8 @@ export function generateService(
     out.problems.push({ service: key, message: 'has no hosts' });
     return out;
   }
+  if (isAmbientMode(store.namespaceDataplaneMode(service.namespace)))
+    out.notes.push({ service: key, message: ambientGenerationNote(service.namespace) });
   // exportTo: only VirtualServices and DestinationRules visible in the service's namespace.
   const virtualServices = store.forHost('VirtualService', host, service.namespace);
   const virtualService = virtualServices[0];

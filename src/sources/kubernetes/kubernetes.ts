@@ -7,9 +7,11 @@
  *   redis.aeraki.io      redisservices, redisdestinations: list, watch
  *   ""                   services: list, watch
  *   ""                   secrets: get            (no list/watch: see secrets.ts)
+ *   ""                   namespaces: list, watch (only those labelled istio.io/dataplane-mode)
  * plus the discovery endpoints (/api, /apis/...), which the default system:discovery role grants.
  */
 import type { KubeConfig } from '@kubernetes/client-node';
+import { DATAPLANE_MODE_LABEL } from '../../model/ambient.js';
 import { ISTIO_NETWORKING_GROUP, objectRef, REDIS_GROUP } from '../../model/kinds.js';
 import type { JsonRecord } from '../../model/json.js';
 import type { Logger } from '../../telemetry/logger.js';
@@ -33,7 +35,8 @@ export type WatchedKind =
   | 'RedisService'
   | 'RedisDestination'
   | 'Service'
-  | 'EnvoyFilter';
+  | 'EnvoyFilter'
+  | 'Namespace';
 
 export type KubernetesKind = WatchedKind | 'Secret';
 
@@ -76,7 +79,22 @@ export const WATCHED_RESOURCES: Readonly<Record<WatchedKind, WatchedResource>> =
     resource: 'envoyfilters',
     labelSelector: MANAGED_BY_SELECTOR,
   },
+  // Only namespaces carrying the label (a label selector "exists"): a namespace whose label is
+  // removed leaves the selection, which the watch reports as DELETED.
+  Namespace: {
+    kind: 'Namespace',
+    group: '',
+    versions: ['v1'],
+    resource: 'namespaces',
+    labelSelector: DATAPLANE_MODE_LABEL,
+  },
 };
+
+/**
+ * Kinds that do not hold readiness back: their list failing (a missing RBAC grant) only turns a
+ * warning off, so the webhook and the EnvoyFilters must not wait for them. The loop keeps retrying.
+ */
+export const OPTIONAL_KINDS: readonly WatchedKind[] = ['Namespace'];
 
 export const KUBERNETES_KINDS: readonly KubernetesKind[] = [
   'ServiceEntry',
@@ -87,6 +105,7 @@ export const KUBERNETES_KINDS: readonly KubernetesKind[] = [
   'Service',
   'EnvoyFilter',
   'Secret',
+  'Namespace',
 ];
 
 const SECRET_OWNER_KINDS: readonly WatchedKind[] = ['RedisService', 'RedisDestination'];
@@ -193,12 +212,16 @@ export class KubernetesSource implements Source {
       void Promise.all(owners.map((l) => l.whenSynced())).then(() => secrets.ownersKnown());
     }
     // Resolves early, with synced() false, if stop() comes first.
-    await Promise.all([...[...this.loops.values()].map((l) => l.whenSynced()), secrets?.whenSynced()]);
+    await Promise.all([...this.requiredLoops().map((l) => l.whenSynced()), secrets?.whenSynced()]);
+  }
+
+  private requiredLoops(): ListWatch[] {
+    return [...this.loops].filter(([kind]) => !OPTIONAL_KINDS.includes(kind)).map(([, loop]) => loop);
   }
 
   synced(): boolean {
     if (!this.started) return false;
-    for (const loop of this.loops.values()) if (!loop.synced) return false;
+    for (const loop of this.requiredLoops()) if (!loop.synced) return false;
     return this.secrets?.synced ?? true;
   }
 
