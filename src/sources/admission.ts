@@ -4,6 +4,11 @@ import type { JsonRecord } from '../model/json.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 
+/** Keys whose last admitted object the feed remembers (see AdmissionFeed.recent). */
+export const RECENT_MAX = 256;
+/** Largest object (JSON characters) the feed remembers: 256 of them hold at most 16 Mi characters. */
+export const RECENT_MAX_TEXT = 64 * 1024;
+
 /**
  * The admission fast path into the cache, for local mode only (loopback webhook, where admission
  * and files are the only ways a change arrives): every allowed, non-dry-run change of a handled
@@ -18,6 +23,14 @@ import type { Metrics } from '../telemetry/metrics.js';
  */
 export class AdmissionFeed {
   private timer: NodeJS.Timeout | undefined;
+  /**
+   * Key → the last object recorded for it and that object's JSON as the webhook received it: a
+   * review of the very same object again (a retried apply, a client re-sending) then only
+   * restarts the pending change's grace period, rather than costing the cache a bounds walk, a
+   * canonical serialization and a digest (most of an allowed review's CPU in local mode). Bounded:
+   * the most recent RECENT_MAX keys, objects of at most RECENT_MAX_TEXT characters.
+   */
+  private readonly recent = new Map<string, { readonly text: string; readonly object: JsonRecord }>();
 
   constructor(
     private readonly store: ConfigStore,
@@ -39,7 +52,9 @@ export class AdmissionFeed {
 
   private recordOne(change: AdmittedChange): void {
     this.o.metrics.cacheChanges.inc({ origin: 'admission' });
+    const key = `${change.kind}/${change.namespace}/${change.name}`;
     if (change.object === undefined) {
+      this.recent.delete(key);
       this.store.apply(
         'admission',
         change.kind,
@@ -50,11 +65,27 @@ export class AdmissionFeed {
       );
       return;
     }
+    const text = JSON.stringify(change.object);
+    const last = this.recent.get(key);
+    if (
+      last !== undefined &&
+      last.text === text &&
+      this.store.refreshPending(change.kind, change.namespace, change.name, last.object)
+    )
+      return;
+    this.recent.delete(key);
     const metadata = {
       ...((change.object.metadata as JsonRecord | undefined) ?? {}),
       namespace: change.namespace,
     };
-    this.store.apply('admission', change.kind, change.namespace, change.name, { ...change.object, metadata });
+    const object = { ...change.object, metadata };
+    this.store.apply('admission', change.kind, change.namespace, change.name, object);
+    if (text.length > RECENT_MAX_TEXT) return;
+    this.recent.set(key, { text, object });
+    if (this.recent.size > RECENT_MAX) {
+      const oldest = this.recent.keys().next();
+      if (oldest.done !== true) this.recent.delete(oldest.value);
+    }
   }
 
   /** Checks for expired changes every quarter of the grace period (at least once a second). */
