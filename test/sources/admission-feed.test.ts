@@ -4,7 +4,13 @@
 import t from 'tap';
 import { ConfigStore } from '../../src/cache/store.js';
 import type { JsonRecord } from '../../src/model/json.js';
-import { AdmissionFeed, RECENT_MAX, RECENT_MAX_TEXT } from '../../src/sources/admission.js';
+import {
+  AdmissionFeed,
+  RECENT_MAX,
+  RECENT_MAX_CHARS,
+  sameJson,
+  smallEnough,
+} from '../../src/sources/admission.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 
@@ -127,7 +133,7 @@ t.test('a changed object, a confirmation or a DELETE in between: applied in full
 t.test('the remembered objects are bounded in number and size', async (t) => {
   const { feed, applies } = setup();
   const big = se('big', 20880, {
-    endpoints: [{ address: '10.0.0.1', labels: { x: 'y'.repeat(RECENT_MAX_TEXT) } }],
+    endpoints: [{ address: '10.0.0.1', labels: { x: 'y'.repeat(RECENT_MAX_CHARS) } }],
   });
   feed.record(create(big));
   feed.record(create(big));
@@ -140,3 +146,30 @@ t.test('the remembered objects are bounded in number and size', async (t) => {
   feed.record(create(se('s0')));
   t.equal(applies.n, n + 1, 'the oldest key was forgotten: applied in full');
 });
+
+t.test(
+  'sameJson: equal parses are the same; any difference, in value, type, order or length, is not',
+  async (t) => {
+    const text = JSON.stringify(
+      se('demo', 20880, { endpoints: [{ address: '10.0.0.1', labels: { a: '1' } }] }),
+    );
+    t.ok(sameJson(JSON.parse(text), JSON.parse(text)));
+    const variants = [
+      text.replace('"10.0.0.1"', '"10.0.0.2"'),
+      text.replace('"a":"1"', '"a":1'),
+      text.replace('"a":"1"', '"a":"1","b":"2"'),
+      text.replace('"labels":{"a":"1"}', '"labels":["a","1"]'),
+      text.replace('"resolution":"STATIC"', '"resolution":null'),
+      text.replace('"name":"demo","namespace":"dubbo"', '"namespace":"dubbo","name":"demo"'),
+    ];
+    for (const v of variants) {
+      t.not(v, text);
+      t.notOk(sameJson(JSON.parse(text), JSON.parse(v)), v);
+    }
+    t.ok(smallEnough(JSON.parse(text)));
+    let deep: unknown = 'leaf';
+    for (let i = 0; i < 100; i++) deep = { x: deep };
+    t.notOk(smallEnough(deep), 'deeper than the bound');
+    t.notOk(smallEnough(Array.from({ length: 5000 }, () => 1)), 'more values than the bound');
+  },
+);
