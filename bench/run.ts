@@ -1,4 +1,5 @@
-// `npm run bench [-- name...] [--duration N] [--changes N] [--hostile-seconds N] [--update-readme]`: runs the named
+// `npm run bench [-- name...] [--duration N] [--changes N] [--hostile-seconds N] [--rounds N]
+// [--cpu-prof DIR] [--no-app-alone] [--update-readme]`: runs the named
 // benchmarks (all by default), then writes the report of every benchmark's latest results,
 // bench/results/latest.json and latest.md (a bench that did not run this time contributes its
 // last results file, with its own date). --update-readme also puts latest.md into README.md
@@ -26,12 +27,23 @@ import {
 
 interface Options {
   readonly duration: number;
+  /** --duration as given; the admission bench's rounds are 5 s without it. */
+  readonly durationGiven: boolean;
+  readonly rounds: number;
+  readonly cpuProf: string | undefined;
+  readonly appAlone: boolean;
   readonly changes: number;
   readonly hostileSeconds: number;
 }
 
 const BENCHES: Record<BenchName, (o: Options) => Promise<unknown>> = {
-  admission: (o) => runAdmissionBench({ duration: o.duration }),
+  admission: (o) =>
+    runAdmissionBench({
+      duration: o.durationGiven ? o.duration : 5,
+      rounds: o.rounds,
+      appAlone: o.appAlone,
+      ...(o.cpuProf === undefined ? {} : { cpuProfDir: o.cpuProf }),
+    }),
   generate: () => runGenerateBench(),
   cache: () => runCacheBench(),
   reconcile: () => runReconcileBench(),
@@ -43,7 +55,10 @@ const isBench = (n: string): n is BenchName => (BENCH_NAMES as readonly string[]
 
 const { values, positionals } = parseArgs({
   options: {
-    duration: { type: 'string', default: '10' },
+    duration: { type: 'string' },
+    rounds: { type: 'string', default: '5' },
+    'cpu-prof': { type: 'string' },
+    'no-app-alone': { type: 'boolean', default: false },
     changes: { type: 'string', default: '200' },
     'hostile-seconds': { type: 'string', default: '60' },
     'update-readme': { type: 'boolean', default: false },
@@ -65,11 +80,16 @@ const machine: Machine = {
   platform: `${process.platform}/${process.arch}`,
 };
 const options: Options = {
-  duration: Number(values.duration),
+  duration: Number(values.duration ?? '10'),
+  durationGiven: values.duration !== undefined,
+  rounds: Number(values.rounds),
+  cpuProf: values['cpu-prof'],
+  appAlone: !values['no-app-alone'],
   changes: Number(values.changes),
   hostileSeconds: Number(values['hostile-seconds']),
 };
 for (const [flag, v] of Object.entries(options)) {
+  if (typeof v !== 'number') continue;
   if (!Number.isInteger(v) || v <= 0) {
     console.error(`--${flag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} must be a positive integer`);
     process.exit(2);

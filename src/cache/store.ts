@@ -477,6 +477,20 @@ export class ConfigStore implements ConfigView {
     return { dropped, held };
   }
 
+  /**
+   * The same admission change again: when `object` (the very reference a caller applied) is still
+   * this key's pending change, its grace period restarts now, which is all apply() would change
+   * for an identical object, and it returns true. Otherwise (another change, a confirmation or
+   * nothing pending) it changes nothing and returns false: the caller applies the change in full.
+   */
+  refreshPending(kind: string, namespace: string, name: string, object: JsonRecord): boolean {
+    const slot = this.slots.get(objectKey(kind, namespace, name));
+    const pending = slot?.state.pending;
+    if (slot === undefined || pending === undefined || pending.object !== object) return false;
+    slot.state = { ...slot.state, pending: { ...pending, since: this.now() } };
+    return true;
+  }
+
   /** Keys of admission changes still waiting for confirmation. */
   pendingKeys(): string[] {
     return [...this.slots].filter(([, s]) => s.state.pending !== undefined).map(([k]) => k);

@@ -181,8 +181,19 @@ export function buildWebhookApp(opts: WebhookAppOptions): WebhookApp {
     logOutcome(logger, decisions, ex.webhook, outcome, durationMs);
   };
 
-  const onRequest = (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void => {
-    const webhook: Webhook = request.routeOptions.url === '/mutate' ? 'mutate' : 'validate';
+  // One onRequest per route, knowing its webhook: request.routeOptions builds a new object of
+  // twelve fields on every read.
+  const onRequestOf =
+    (webhook: Webhook) =>
+    (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void => {
+      onRequest(webhook, request, reply, done);
+    };
+  const onRequest = (
+    webhook: Webhook,
+    request: FastifyRequest,
+    reply: FastifyReply,
+    done: (err?: Error) => void,
+  ): void => {
     const start = process.hrtime.bigint();
     const timeoutMs = timeoutOf(request.query);
     const budgetMs =
@@ -284,12 +295,15 @@ export function buildWebhookApp(opts: WebhookAppOptions): WebhookApp {
     answer(reply, 404, { message: `${request.method} ${request.url} not found` });
   });
 
-  for (const url of ['/validate', '/mutate'] as const) {
+  for (const [url, webhook] of [
+    ['/validate', 'validate'],
+    ['/mutate', 'mutate'],
+  ] as const) {
     app.route({
       method: 'POST',
       url,
       bodyLimit: BODY_LIMIT_BYTES,
-      onRequest,
+      onRequest: onRequestOf(webhook),
       handler: handle,
     });
   }
@@ -360,11 +374,18 @@ function refused(body: RefusedBody): AdmissionResult {
   return { httpStatus: 200, body: encodeReview(body.apiVersion, body.uid, decision), record: undefined };
 }
 
+/** The last ?timeout= text and its value: the API server sends the same one with every request. */
+let lastTimeout: { readonly text: string; readonly ms: number | undefined } = { text: '', ms: undefined };
+
 function timeoutOf(query: unknown): number | undefined {
   const raw = asRecord(query)?.timeout;
   const text = asString(Array.isArray(raw) ? (raw as unknown[])[0] : raw);
-  const ms = text === undefined ? undefined : parseGoDuration(text);
-  return ms !== undefined && ms > 0 ? ms : undefined;
+  if (text === undefined) return undefined;
+  if (text !== lastTimeout.text) {
+    const ms = parseGoDuration(text);
+    lastTimeout = { text, ms: ms !== undefined && ms > 0 ? ms : undefined };
+  }
+  return lastTimeout.ms;
 }
 
 /** Maps what fastify or a hook threw onto a BreezeError code. */
@@ -485,6 +506,8 @@ function logOutcome(
   switch (outcome.type) {
     case 'decision': {
       const { result } = outcome;
+      // The decision line is info: at warn (as Breeze runs in production) nothing is built for it.
+      if (result.httpStatus !== 500 && result.httpStatus !== 400 && !decisions.isLevelEnabled('info')) return;
       const r = result.record ?? recordOfBody(result);
       const line = {
         uid: r.uid,

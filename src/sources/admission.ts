@@ -4,6 +4,65 @@ import type { JsonRecord } from '../model/json.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 
+/** Keys whose last admitted object the feed remembers (see AdmissionFeed.recent). */
+export const RECENT_MAX = 256;
+/**
+ * Largest object the feed remembers, in values (objects, arrays, scalars) and in characters of
+ * its keys and strings; deeper than RECENT_MAX_DEPTH it is not remembered either. 256 of them
+ * hold at most 16 Mi characters.
+ */
+export const RECENT_MAX_VALUES = 4096;
+export const RECENT_MAX_CHARS = 64 * 1024;
+export const RECENT_MAX_DEPTH = 64;
+
+/** Whether a parsed JSON value is within the bounds above (stops at the first one passed). */
+export function smallEnough(value: unknown): boolean {
+  let values = 0;
+  let chars = 0;
+  const stack: { v: unknown; depth: number }[] = [{ v: value, depth: 0 }];
+  for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
+    const { v, depth } = top;
+    if (++values > RECENT_MAX_VALUES || depth > RECENT_MAX_DEPTH) return false;
+    if (typeof v === 'string') chars += v.length;
+    else if (typeof v === 'object' && v !== null) {
+      if (Array.isArray(v)) for (const item of v as unknown[]) stack.push({ v: item, depth: depth + 1 });
+      else
+        for (const [k, item] of Object.entries(v)) {
+          chars += k.length;
+          stack.push({ v: item, depth: depth + 1 });
+        }
+    }
+    if (chars > RECENT_MAX_CHARS) return false;
+  }
+  return true;
+}
+
+/**
+ * Whether two parsed JSON values are equal, keys in the same order (two parses of one text are).
+ * `known` is one smallEnough() passed, so the walk is bounded by its size whatever `other` is.
+ */
+export function sameJson(known: unknown, other: unknown): boolean {
+  if (known === other) return true;
+  if (typeof known !== 'object' || typeof other !== 'object' || known === null || other === null)
+    return false;
+  if (Array.isArray(known)) {
+    if (!Array.isArray(other) || known.length !== other.length) return false;
+    for (let i = 0; i < known.length; i++) if (!sameJson(known[i], other[i])) return false;
+    return true;
+  }
+  if (Array.isArray(other)) return false;
+  const a = known as JsonRecord;
+  const b = other as JsonRecord;
+  const keys = Object.keys(a);
+  const otherKeys = Object.keys(b);
+  if (keys.length !== otherKeys.length) return false;
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i] as string;
+    if (k !== otherKeys[i] || !sameJson(a[k], b[k])) return false;
+  }
+  return true;
+}
+
 /**
  * The admission fast path into the cache, for local mode only (loopback webhook, where admission
  * and files are the only ways a change arrives): every allowed, non-dry-run change of a handled
@@ -18,6 +77,14 @@ import type { Metrics } from '../telemetry/metrics.js';
  */
 export class AdmissionFeed {
   private timer: NodeJS.Timeout | undefined;
+  /**
+   * Key → the last object admitted for it (as the webhook received it) and the object recorded
+   * in the cache for it: a review of the very same object again (a retried apply, a client
+   * re-sending) then only restarts the pending change's grace period, rather than costing the
+   * cache a bounds walk, a canonical serialization and a digest (most of an allowed review's CPU
+   * in local mode). Bounded: the most recent RECENT_MAX keys, each smallEnough().
+   */
+  private readonly recent = new Map<string, { readonly source: JsonRecord; readonly object: JsonRecord }>();
 
   constructor(
     private readonly store: ConfigStore,
@@ -39,7 +106,9 @@ export class AdmissionFeed {
 
   private recordOne(change: AdmittedChange): void {
     this.o.metrics.cacheChanges.inc({ origin: 'admission' });
+    const key = `${change.kind}/${change.namespace}/${change.name}`;
     if (change.object === undefined) {
+      this.recent.delete(key);
       this.store.apply(
         'admission',
         change.kind,
@@ -50,11 +119,26 @@ export class AdmissionFeed {
       );
       return;
     }
+    const last = this.recent.get(key);
+    if (
+      last !== undefined &&
+      sameJson(last.source, change.object) &&
+      this.store.refreshPending(change.kind, change.namespace, change.name, last.object)
+    )
+      return;
+    this.recent.delete(key);
     const metadata = {
       ...((change.object.metadata as JsonRecord | undefined) ?? {}),
       namespace: change.namespace,
     };
-    this.store.apply('admission', change.kind, change.namespace, change.name, { ...change.object, metadata });
+    const object = { ...change.object, metadata };
+    this.store.apply('admission', change.kind, change.namespace, change.name, object);
+    if (!smallEnough(change.object)) return;
+    this.recent.set(key, { source: change.object, object });
+    if (this.recent.size > RECENT_MAX) {
+      const oldest = this.recent.keys().next();
+      if (oldest.done !== true) this.recent.delete(oldest.value);
+    }
   }
 
   /** Checks for expired changes every quarter of the grace period (at least once a second). */

@@ -56,13 +56,20 @@ function closed<M extends Counter | Gauge | Histogram>(
   known: Readonly<Record<string, readonly string[]>>,
 ): M {
   const names = Object.keys(known);
+  // Sets rather than the lists: this runs for every observation on the request path.
+  const sets = new Map(Object.entries(known).map(([name, values]) => [name, new Set<string>(values)]));
   const bound = (labels: LabelArg): LabelArg => {
     const out: LabelArg = {};
     for (const name of Object.keys(labels)) {
-      const allowed = known[name];
-      // A label the metric does not have is passed on as is: prom-client rejects it.
-      out[name] =
-        allowed === undefined ? (labels[name] as string | number) : knownOr(String(labels[name]), allowed);
+      const allowed = sets.get(name);
+      const value = labels[name] as string | number;
+      if (allowed === undefined) {
+        // A label the metric does not have is passed on as is: prom-client rejects it.
+        out[name] = value;
+        continue;
+      }
+      const text = typeof value === 'string' ? value : String(value);
+      out[name] = allowed.has(text) ? text : OTHER;
     }
     return out;
   };
