@@ -74,6 +74,9 @@ const LIMIT_MESSAGES: Readonly<Record<Limit, string>> = {
  * the prefix that passes it. Not a validator: malformed JSON is left to JSON.parse.
  */
 export function scanBody(text: string): Limit | undefined {
+  // Each limit needs at least one character per unit: a shorter body cannot pass any of them, and
+  // an ordinary review (a few KiB) is not scanned at all.
+  if (text.length <= MAX_BODY_DEPTH) return undefined;
   let depth = 0;
   let containers = 0;
   let tokens = 0;
