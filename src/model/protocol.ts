@@ -68,17 +68,22 @@ export function readPort(port: PortFields): PortReading {
   const name = typeof port.name === 'string' ? port.name : '';
   const named = protocolToken(name);
   if (named === undefined) return { protocol: undefined };
+  // The name's own prefix (`http-redis-ui`: HTTP); the name has a '-', as it has a protocol token.
+  const prefix = istioNonTcp(name.slice(0, Math.min(name.indexOf('-'), LONGEST_ISTIO_NAME + 1)));
   for (const field of ['appProtocol', 'protocol'] as const) {
     const v = port[field];
     if (typeof v !== 'string' || v === '') continue;
     const istio = istioNonTcp(v);
-    if (istio !== undefined) return { protocol: undefined, leftToIstio: { named, istio, field } };
-    // Istio reads the declared protocol and never the name: TCP (or one it does not know) is ours.
-    return { protocol: named };
+    if (istio === undefined) return { protocol: named }; // TCP, or a protocol Istio does not know
+    // Istio reads the declared protocol and never the name; `field` is what keeps it from Breeze
+    // unless the name's prefix says the same (`http-redis-ui` declared HTTP).
+    return {
+      protocol: undefined,
+      leftToIstio: { named, istio, field: prefix === undefined ? field : 'name' },
+    };
   }
-  const dash = name.indexOf('-');
-  const istio = istioNonTcp(name.slice(0, Math.min(dash, LONGEST_ISTIO_NAME + 1)));
-  if (istio !== undefined) return { protocol: undefined, leftToIstio: { named, istio, field: 'name' } };
+  if (prefix !== undefined)
+    return { protocol: undefined, leftToIstio: { named, istio: prefix, field: 'name' } };
   return { protocol: named };
 }
 

@@ -1,11 +1,22 @@
 import t from 'tap';
-import { editDistance, likelyMisspeltProtocol, protocolFromPortName } from '../../src/model/protocol.js';
+import {
+  editDistance,
+  likelyMisspeltProtocol,
+  protocolFromPortName,
+  protocolOfPort,
+  readPort,
+} from '../../src/model/protocol.js';
 
 t.test('protocol is the second dash token, any case (Aeraki parity)', async (t) => {
   t.equal(protocolFromPortName('tcp-dubbo'), 'dubbo');
   t.equal(protocolFromPortName('tcp-Dubbo'), 'dubbo');
   t.equal(protocolFromPortName('tcp-Dubbo-28001'), 'dubbo');
-  t.equal(protocolFromPortName('TCP-redis'), 'redis', 'the first token is not checked');
+  t.equal(protocolFromPortName('TCP-redis'), 'redis', 'Istio reads TCP in any case');
+  t.equal(
+    protocolFromPortName('foo-dubbo'),
+    'dubbo',
+    'a prefix Istio does not know: sniffed TCP, Aeraki parity',
+  );
   t.equal(protocolFromPortName('Dubbo'), undefined);
   t.equal(protocolFromPortName('tcp'), undefined);
   t.equal(protocolFromPortName('tcp-metaprotocol'), undefined, 'no panic, not supported');
@@ -44,4 +55,35 @@ t.test('edit distance', async (t) => {
   t.equal(editDistance('abc', ''), 3);
   t.equal(editDistance('thirft', 'thrift'), 1, 'adjacent swap counts once');
   t.equal(editDistance('kitten', 'sitting'), 3);
+});
+
+t.test("a port is Breeze's only when Istio serves it as plain TCP (the way Istio reads it)", async (t) => {
+  // The name's prefix is Istio's protocol (Kubernetes Service ports, and ServiceEntry ports without protocol).
+  for (const name of ['http-redis-ui', 'HTTP-dubbo', 'http2-thrift', 'https-kafka', 'grpc-dubbo', 'tls-redis',
+    'udp-zookeeper', 'mongo-dubbo', 'mysql-thrift', 'redis-redis']) {
+    t.equal(protocolFromPortName(name), undefined, name);
+  } // prettier-ignore
+  t.same(readPort({ name: 'http-redis-ui' }), {
+    protocol: undefined,
+    leftToIstio: { named: 'redis', istio: 'HTTP', field: 'name' },
+  });
+  // A ServiceEntry's protocol field wins over the name, both ways.
+  t.equal(protocolOfPort({ name: 'tcp-dubbo', protocol: 'TCP' }), 'dubbo');
+  t.equal(protocolOfPort({ name: 'tcp-dubbo', protocol: 'tcp' }), 'dubbo');
+  t.equal(protocolOfPort({ name: 'http-dubbo', protocol: 'TCP' }), 'dubbo', 'Istio reads TCP from the field');
+  t.same(readPort({ name: 'tcp-dubbo', protocol: 'HTTP' }), {
+    protocol: undefined,
+    leftToIstio: { named: 'dubbo', istio: 'HTTP', field: 'protocol' },
+  });
+  t.same(readPort({ name: 'http-redis-ui', protocol: 'HTTP' }).leftToIstio?.field, 'name', 'both say HTTP');
+  // A Kubernetes Service: appProtocol first, then protocol (UDP/SCTP), then the name.
+  t.equal(
+    protocolOfPort({ name: 'tcp-redis', protocol: 'TCP', appProtocol: 'kubernetes.io/h2c' }),
+    undefined,
+  );
+  t.equal(protocolOfPort({ name: 'http-redis', appProtocol: 'tcp' }), 'redis', 'appProtocol tcp wins');
+  t.equal(protocolOfPort({ name: 'tcp-zookeeper', protocol: 'UDP' }), undefined);
+  t.equal(protocolOfPort({ name: 'tcp-dubbo', protocol: 5 }), 'dubbo', 'a non-string field is not read');
+  t.equal(protocolOfPort({ name: 5 }), undefined);
+  t.equal(protocolOfPort({ name: `${'h'.repeat(1 << 20)}-dubbo` }), 'dubbo', 'a long unknown prefix');
 });

@@ -1,4 +1,12 @@
-import { asArray, asRecord, asString, asStringMap, isInteger, isRecord, type JsonRecord } from '../../model/json.js';
+import {
+  asArray,
+  asRecord,
+  asString,
+  asStringMap,
+  isInteger,
+  isRecord,
+  type JsonRecord,
+} from '../../model/json.js';
 import { MAX_LISTENERS_PER_SERVICE } from '../../model/limits.js';
 import { isCidr, isDnsName, isIpAddress, isLabelKey, isLabelValue } from '../../model/names.js';
 import { parseWorkloadSelectorAnnotation } from '../../model/service.js';
@@ -146,7 +154,7 @@ function checkPorts(
     if (i % 64 === 0) ctx.budget?.check();
     const p = asRecord(raw);
     if (p === undefined) return;
-    if (isInteger(p.number)) {
+    if (isPortNumber(p.number)) {
       const first = firstIndexOf.get(p.number);
       if (first === undefined) firstIndexOf.set(p.number, i);
       else
@@ -237,7 +245,10 @@ function checkSelector(raw: unknown, what: string, f: FindingsBuilder, ctx: Vali
     if (n % 64 === 0) ctx.budget?.check();
     const at = key(path, k);
     if (k === '') {
-      f.deny(at, 'an empty label key is not supported in a selector (Istio\'s rule); remove it or name the label');
+      f.deny(
+        at,
+        "an empty label key is not supported in a selector (Istio's rule); remove it or name the label",
+      );
     } else if (k.includes('*') || (typeof v === 'string' && v.includes('*'))) {
       f.deny(at, `wildcard is not supported in a selector (Istio's rule), got ${show(k)}: ${show(v)}`);
     } else if (what === '') {

@@ -447,9 +447,13 @@ function checkDestinations(raw: unknown, path: string, required: boolean, scope:
       `the weights of its ${list.length} destinations total 0, so no destination gets traffic${missing}; give at least one a positive weight`,
     );
   } else if (sum > MAX_ENVOY_TOTAL_WEIGHT) {
-    f.deny(path, `the weights of its ${list.length} destinations total ${sum}, more than Envoy accepts (${MAX_ENVOY_TOTAL_WEIGHT}); scale them down`);
+    f.deny(
+      path,
+      `the weights of its ${list.length} destinations total ${sum}, more than Envoy accepts (${MAX_ENVOY_TOTAL_WEIGHT}); scale them down`,
+    );
   } else if (sum !== 100) {
-    f.warn(path, `weights total ${sum}, not 100: each destination gets its weight / ${sum} of the traffic${missing}`);
+    const note = unset ? ' (a missing weight is 0)' : '';
+    f.warn(path, `weights total ${sum}, not 100${note}; each destination gets weight/${sum} of traffic`);
   }
 }
 
