@@ -246,17 +246,19 @@ t.test('short hosts resolve in the VirtualService namespace', async (t) => {
   const spec = { hosts: ['demo'], http: [{ route: [dest('demo', 'v1', 70), dest('demo', 'v2', 20)] }] };
 
   const inDubbo = validateVirtualService(vs(spec), { view: store, namespace: 'dubbo' });
-  t.same(paths(inDubbo), ['spec.http[0].route'], 'demo in dubbo is the Dubbo service');
+  t.same(paths(inDubbo), [], 'demo in dubbo is the Dubbo service: its rules apply, as warnings here');
   t.same(inDubbo.warnings, [
     'spec.http[0].route[1].destination.subset: "v2" is not in this host\'s DestinationRule yet; add it to its subsets',
+    'spec.http[0].route: weights total 90, not 100; each destination gets weight/90 of traffic',
   ]);
 
   const fqdn = validateVirtualService(vs({ ...spec, hosts: ['demo.dubbo.svc.cluster.local'] }, 'other'), {
     view: store,
     namespace: 'other',
   });
-  t.same(paths(fqdn), ['spec.http[0].route'], 'the FQDN matches from any namespace');
-  t.same(fqdn.warnings.length, 2, 'destination host demo resolves in namespace other: no DestinationRule');
+  t.same(paths(fqdn), [], 'the FQDN matches from any namespace');
+  t.same(fqdn.warnings.length, 3, 'destination host demo resolves in namespace other: no DestinationRule');
+  t.match(fqdn.warnings[2], /weights total 90/, 'the Dubbo rules apply');
 
   const elsewhere = validateVirtualService(vs(spec, 'other'), { view: store, namespace: 'other' });
   t.same(elsewhere, { problems: [], warnings: [] }, 'demo in other is not a protocol service');
