@@ -6,9 +6,9 @@
  * 1. Aeraki's rule: the second `-`-separated token of its name is P, in any case (`tcp-dubbo`,
  *    `tcp-Dubbo-28001`); P is dubbo, thrift, kafka, zookeeper or redis;
  * 2. Istio serves the port as plain TCP, i.e. the protocol Istio reads for it is TCP or one Istio
- *    does not know (sniffed): Istio reads a ServiceEntry port's `protocol` field, and a Kubernetes
- *    Service port's `appProtocol`, else its `protocol` (UDP, SCTP), else the name's prefix before
- *    the first `-` (`http-redis-ui` is HTTP). A ServiceEntry port without `protocol` is read by its
+ *    does not know (sniffed): Istio reads a ServiceEntry port's `protocol` field; a Kubernetes
+ *    Service port is UDP or SCTP by its `protocol`, else Istio reads its `appProtocol`, else the
+ *    name's prefix before the first `-` (`http-redis-ui` is HTTP). A ServiceEntry port without `protocol` is read by its
  *    name prefix too (Istio would sniff it; a name starting `http-` means HTTP). Names Istio reads
  *    as HTTP, HTTP2, HTTPS, gRPC, TLS, UDP, Mongo, MySQL or Redis are Istio's, not Breeze's.
  *
@@ -63,19 +63,27 @@ function istioNonTcp(value: string): string | undefined {
   return ISTIO_NOT_TCP.get(value.toLowerCase());
 }
 
-/** Reads a port (see the module comment). Constant work whatever the lengths of its fields. */
-export function readPort(port: PortFields): PortReading {
+/**
+ * Reads a port (see the module comment). `kind` says whose port it is: a ServiceEntry's
+ * `protocol` is Istio's protocol; a Kubernetes Service's `protocol` (TCP by default) only makes it
+ * UDP or SCTP, and Istio then reads `appProtocol`, else the name. Constant work whatever the
+ * lengths of its fields.
+ */
+export function readPort(port: PortFields, kind: 'ServiceEntry' | 'Service' = 'ServiceEntry'): PortReading {
   const name = typeof port.name === 'string' ? port.name : '';
   const named = protocolToken(name);
   if (named === undefined) return { protocol: undefined };
   // The name's own prefix (`http-redis-ui`: HTTP); the name has a '-', as it has a protocol token.
   const prefix = istioNonTcp(name.slice(0, Math.min(name.indexOf('-'), LONGEST_ISTIO_NAME + 1)));
-  for (const field of ['appProtocol', 'protocol'] as const) {
+  const fields = kind === 'Service' ? (['protocol', 'appProtocol'] as const) : (['protocol'] as const);
+  for (const field of fields) {
     const v = port[field];
     if (typeof v !== 'string' || v === '') continue;
     const istio = istioNonTcp(v);
+    // A Service's protocol field decides only when it is not TCP (UDP, SCTP).
+    if (kind === 'Service' && field === 'protocol' && istio === undefined) continue;
     if (istio === undefined) return { protocol: named }; // TCP, or a protocol Istio does not know
-    // Istio reads the declared protocol and never the name; `field` is what keeps it from Breeze
+    // Istio reads this field and never the name; `field` is what keeps the port from Breeze
     // unless the name's prefix says the same (`http-redis-ui` declared HTTP).
     return {
       protocol: undefined,
@@ -88,8 +96,11 @@ export function readPort(port: PortFields): PortReading {
 }
 
 /** The Breeze protocol of a port, if it is a Breeze protocol port (see readPort). */
-export function protocolOfPort(port: PortFields): Protocol | undefined {
-  return readPort(port).protocol;
+export function protocolOfPort(
+  port: PortFields,
+  kind: 'ServiceEntry' | 'Service' = 'ServiceEntry',
+): Protocol | undefined {
+  return readPort(port, kind).protocol;
 }
 
 /** The longest supported protocol name (`zookeeper`). */

@@ -55,6 +55,7 @@ function nonEmpty(labels: Record<string, string>): Record<string, string> | unde
 }
 
 function portsOf(list: unknown, numberField: 'number' | 'port'): ServicePort[] {
+  const kind = numberField === 'port' ? 'Service' : 'ServiceEntry';
   const out: ServicePort[] = [];
   for (const raw of asArray(list) ?? []) {
     const p = asRecord(raw);
@@ -63,7 +64,7 @@ function portsOf(list: unknown, numberField: 'number' | 'port'): ServicePort[] {
     out.push({
       number: p[numberField],
       name,
-      protocol: protocolOfPort(p),
+      protocol: protocolOfPort(p, kind),
       targetPort: isInteger(p.targetPort) ? p.targetPort : undefined,
     });
   }

@@ -76,12 +76,28 @@ t.test("a port is Breeze's only when Istio serves it as plain TCP (the way Istio
     leftToIstio: { named: 'dubbo', istio: 'HTTP', field: 'protocol' },
   });
   t.same(readPort({ name: 'http-redis-ui', protocol: 'HTTP' }).leftToIstio?.field, 'name', 'both say HTTP');
-  // A Kubernetes Service: appProtocol first, then protocol (UDP/SCTP), then the name.
+  // A Kubernetes Service: UDP/SCTP by its protocol field, else appProtocol, else the name prefix.
   t.equal(
-    protocolOfPort({ name: 'tcp-redis', protocol: 'TCP', appProtocol: 'kubernetes.io/h2c' }),
+    protocolOfPort({ name: 'tcp-redis', protocol: 'TCP', appProtocol: 'kubernetes.io/h2c' }, 'Service'),
     undefined,
   );
-  t.equal(protocolOfPort({ name: 'http-redis', appProtocol: 'tcp' }), 'redis', 'appProtocol tcp wins');
+  t.equal(protocolOfPort({ name: 'http-redis', protocol: 'TCP', appProtocol: 'tcp' }, 'Service'), 'redis');
+  t.equal(
+    protocolOfPort({ name: 'http-redis-ui', protocol: 'TCP' }, 'Service'),
+    undefined,
+    'TCP is the default',
+  );
+  t.equal(protocolOfPort({ name: 'tcp-redis', protocol: 'TCP' }, 'Service'), 'redis');
+  t.equal(
+    protocolOfPort({ name: 'tcp-zookeeper', protocol: 'UDP', appProtocol: 'tcp' }, 'Service'),
+    undefined,
+  );
+  t.equal(protocolOfPort({ name: 'http-redis-ui', protocol: 'TCP' }), 'redis', 'a ServiceEntry says TCP');
+  t.equal(
+    protocolOfPort({ name: 'tcp-redis', appProtocol: 'http' }),
+    'redis',
+    'a ServiceEntry has no appProtocol',
+  );
   t.equal(protocolOfPort({ name: 'tcp-zookeeper', protocol: 'UDP' }), undefined);
   t.equal(protocolOfPort({ name: 'tcp-dubbo', protocol: 5 }), 'dubbo', 'a non-string field is not read');
   t.equal(protocolOfPort({ name: 5 }), undefined);
