@@ -6,6 +6,7 @@ import {
   protocolOfPort,
   readPort,
 } from '../../src/model/protocol.js';
+import { serviceViewOf } from '../../src/model/service.js';
 
 t.test('protocol is the second dash token, any case (Aeraki parity)', async (t) => {
   t.equal(protocolFromPortName('tcp-dubbo'), 'dubbo');
@@ -102,4 +103,51 @@ t.test("a port is Breeze's only when Istio serves it as plain TCP (the way Istio
   t.equal(protocolOfPort({ name: 'tcp-dubbo', protocol: 5 }), 'dubbo', 'a non-string field is not read');
   t.equal(protocolOfPort({ name: 5 }), undefined);
   t.equal(protocolOfPort({ name: `${'h'.repeat(1 << 20)}-dubbo` }), 'dubbo', 'a long unknown prefix');
+});
+
+t.test('the cache reads Services and ServiceEntries with the same rule (serviceViewOf)', async (t) => {
+  const service = serviceViewOf(
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'redis', namespace: 'redis' },
+      spec: {
+        clusterIP: '10.96.0.10',
+        ports: [
+          { name: 'tcp-redis', port: 6379, protocol: 'TCP' },
+          { name: 'http-redis-ui', port: 8080, protocol: 'TCP' },
+          { name: 'tcp-dubbo', port: 20880, protocol: 'TCP', appProtocol: 'http' },
+        ],
+      },
+    },
+    'cluster.local',
+  );
+  t.same(
+    service?.ports.map((p) => [p.name, p.protocol]),
+    [
+      ['tcp-redis', 'redis'],
+      ['http-redis-ui', undefined],
+      ['tcp-dubbo', undefined],
+    ],
+  );
+  const entry = serviceViewOf(
+    {
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'ServiceEntry',
+      metadata: { name: 'redis', namespace: 'redis' },
+      spec: {
+        hosts: ['redis.example.com'],
+        ports: [
+          { name: 'http-redis-ui', number: 8080 },
+          { name: 'tcp-redis', number: 6379, protocol: 'TCP' },
+          { name: 'tcp-Dubbo-28001', number: 28001, protocol: 'HTTP' },
+        ],
+      },
+    },
+    'cluster.local',
+  );
+  t.same(
+    entry?.ports.map((p) => p.protocol),
+    [undefined, 'redis', undefined],
+  );
 });
