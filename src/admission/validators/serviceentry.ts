@@ -184,11 +184,19 @@ function checkPorts(
     }
     const name = asString(p.name) ?? '';
     const misspelt = likelyMisspeltProtocol(name);
-    if (misspelt !== undefined) {
-      const fixed = name
-        .split('-')
-        .map((t, j) => (j === 1 ? misspelt : t))
-        .join('-');
+    const fixed =
+      misspelt === undefined
+        ? undefined
+        : name
+            .split('-')
+            .map((t, j) => (j === 1 ? misspelt : t))
+            .join('-');
+    // Only when the fixed name would be a protocol port (`http-dubo-ui` is HTTP either way).
+    if (
+      misspelt !== undefined &&
+      fixed !== undefined &&
+      protocolOfPort({ name: fixed, protocol: p.protocol }) !== undefined
+    ) {
       f.warn(
         field(path, 'name'),
         `${show(name)} looks like a misspelling of ${show(fixed)} (protocol ${misspelt})`,
@@ -282,7 +290,7 @@ function checkSelectorAnnotation(raw: string | undefined, what: string, f: Findi
   const parsed = parseWorkloadSelectorAnnotation(raw);
   if (typeof parsed !== 'string') return;
   if (what !== '') f.deny(path, parsed);
-  else f.warn(path, `${parsed} (unused: no protocol port)`);
+  else f.warn(path, `unused (no protocol port), and ${parsed}`);
 }
 
 /** Checks the addresses of a protocol service; returns how many there are. */
