@@ -3,6 +3,14 @@ import { isIP } from 'node:net';
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS_LABEL_ANY_CASE = /^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?$/;
 
+/**
+ * A DNS-1123 label as Istio checks names (subset names among them): letters of either case,
+ * digits and '-', alphanumeric at both ends, 63 characters at most (`V1`, `canaryV2`).
+ */
+export function isIstioDns1123Label(s: string): boolean {
+  return s.length > 0 && s.length <= 63 && DNS_LABEL_ANY_CASE.test(s);
+}
+
 /** RFC 1123 label as Kubernetes checks it: lowercase alphanumerics and '-', at most 63 characters. */
 export function isDns1123Label(s: string): boolean {
   return s.length > 0 && s.length <= 63 && DNS_LABEL.test(s);

@@ -2,7 +2,7 @@ import { asArray, asRecord, asString, asStringMap, isInteger, type JsonRecord } 
 import { metaOf } from './kinds.js';
 import { quote } from './limits.js';
 import { isLabelKey, isLabelValue, resolveHost } from './names.js';
-import { protocolFromPortName, type Protocol } from './protocol.js';
+import { protocolOfPort, type Protocol } from './protocol.js';
 
 /** One port of a service as the generators and validators see it. */
 export interface ServicePort {
@@ -55,6 +55,7 @@ function nonEmpty(labels: Record<string, string>): Record<string, string> | unde
 }
 
 function portsOf(list: unknown, numberField: 'number' | 'port'): ServicePort[] {
+  const kind = numberField === 'port' ? 'Service' : 'ServiceEntry';
   const out: ServicePort[] = [];
   for (const raw of asArray(list) ?? []) {
     const p = asRecord(raw);
@@ -63,7 +64,7 @@ function portsOf(list: unknown, numberField: 'number' | 'port'): ServicePort[] {
     out.push({
       number: p[numberField],
       name,
-      protocol: protocolFromPortName(name),
+      protocol: protocolOfPort(p, kind),
       targetPort: isInteger(p.targetPort) ? p.targetPort : undefined,
     });
   }
@@ -110,9 +111,14 @@ function entrySelector(
   annotations: Readonly<Record<string, string>>,
 ): Record<string, string> | undefined {
   const labels = nonEmpty(asStringMap(asRecord(spec.workloadSelector)?.labels));
-  if (labels !== undefined) return labels;
+  if (labels !== undefined) {
+    // Labels that are not Kubernetes labels would make the inbound EnvoyFilter invalid: none then.
+    const valid = Object.entries(labels).every(([k, v]) => isLabelKey(k) && isLabelValue(v));
+    return valid ? labels : undefined;
+  }
   const raw = annotations.workloadSelector;
-  if (raw === undefined) return undefined;
+  // Empty (dubbo2istio wrote that when a provider lacked its selector): absent.
+  if (raw === undefined || raw.trim() === '') return undefined;
   const parsed = parseWorkloadSelectorAnnotation(raw);
   return typeof parsed === 'string' ? undefined : parsed;
 }

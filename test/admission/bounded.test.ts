@@ -109,7 +109,7 @@ t.test('finding 2: a 6 MiB interface annotation is denied in one pass, not a sta
       r.problems.map((p) => p.path),
       ['metadata.annotations[interface]'],
     );
-    t.match(r.problems[0]?.message, /characters\) is not a Java fully-qualified interface name/);
+    t.match(r.problems[0]?.message, /characters\) is not a Dubbo interface: a Java fully-qualified name/);
     assertBounded(t, r, `interface of ${iface.length} characters`);
   }
   t.same(validateServiceEntry(se(spec, { interface: IFACE }), ctx()).problems, [], 'a real interface');
@@ -174,7 +174,11 @@ t.test('finding 2: 100k Redis routes and 60,000 bad ports stop at the CPU budget
     'with a budget: stopped, the handler denies',
   );
 
-  const ports = Array.from({ length: 60_000 }, () => ({ number: -1, name: 'tcp-dubbo', protocol: 'TCP' }));
+  const ports = Array.from({ length: 60_000 }, (_, i) => ({
+    number: -1,
+    name: `tcp-dubbo-${i}`,
+    protocol: 'TCP',
+  }));
   const bad = se({ hosts: [DUBBO_HOST], addresses: ['240.240.0.1'], ports }, { interface: IFACE });
   const r = validateServiceEntry(bad, ctx());
   t.equal(r.problems.length, 60_000, 'no budget: every port denied');
@@ -223,7 +227,13 @@ t.test('quoting: a megabyte in any quoted field gives a bounded message', async 
       'ServiceEntry',
       se({ hosts: [DUBBO_HOST], ports: [{ number: 1, name: 'tcp-redis' }], addresses: [huge] }),
     ],
-    ['ServiceEntry', se({ hosts: ['a.b'], ports: [] }, { workloadSelector: `${huge}:a:b` })],
+    [
+      'ServiceEntry',
+      se(
+        { hosts: ['a.b'], addresses: ['240.240.0.1'], ports: [{ number: 1, name: 'tcp-thrift' }] },
+        { workloadSelector: `${huge}:a:b` },
+      ),
+    ],
     [
       'VirtualService',
       {

@@ -95,7 +95,7 @@ t.test('hosts must be a non-empty list of non-empty strings', async (t) => {
   ]);
 });
 
-t.test('weights must be integers from 0 to 100', async (t) => {
+t.test('weights as Istio checks them: non-negative integers, several must not total 0', async (t) => {
   const ctx = { view: dubboStore(), namespace: 'dubbo' };
   const route = (...weights: unknown[]): JsonRecord =>
     vs({ hosts: [DUBBO_HOST], http: [{ route: weights.map((w, i) => dest(DUBBO_HOST, `v${i + 1}`, w)) }] });
@@ -104,28 +104,47 @@ t.test('weights must be integers from 0 to 100', async (t) => {
   t.same(paths(fractional), ['spec.http[0].route[0].weight', 'spec.http[0].route[1].weight']);
   t.equal(
     fractional.problems[0]?.message,
-    'must be an integer from 0 to 100 (a percentage), got 80.5',
+    "must be a non-negative integer (a weight relative to the route's other destinations), got 80.5",
     'no sum problem on top of the bad weights',
   );
+  t.same(fractional.warnings, [], 'and no total warning either');
   t.same(paths(validateVirtualService(route('80', 20), ctx)), ['spec.http[0].route[0].weight'], 'a string');
-  t.same(paths(validateVirtualService(route(null, 100), ctx)), ['spec.http[0].route[0].weight'], 'null');
-  t.same(paths(validateVirtualService(route(101), ctx)), ['spec.http[0].route[0].weight'], 'over 100');
+  t.same(paths(validateVirtualService(route(-1, 100), ctx)), ['spec.http[0].route[0].weight'], 'negative');
+  t.same(
+    paths(validateVirtualService(route(2 ** 31, 1), ctx)),
+    ['spec.http[0].route[0].weight'],
+    'over int32',
+  );
+  const big = validateVirtualService(route(101), ctx);
+  t.same(
+    [big.problems, big.warnings],
+    [[], []],
+    'one destination over 100: Istio allows it, nothing to total',
+  );
+  t.same(paths(validateVirtualService(route(null, 100), ctx)), [], 'null is a missing weight');
   t.same(validateVirtualService(route(30), ctx).problems, [], 'one destination: its weight is not summed');
   t.same(
     paths(validateVirtualService(route(), ctx)),
     ['spec.http[0].route'],
     'an empty http route list on a Dubbo host is denied: a Dubbo route only forwards',
   );
-  t.same(validateVirtualService(route(0, 100), ctx).problems, [], '0 and 100');
+  const full = validateVirtualService(route(0, 100), ctx);
+  t.same([full.problems, full.warnings], [[], []], '0 and 100');
 
-  const sum = validateVirtualService(
-    vs({ hosts: [DUBBO_HOST], http: [{ route: [dest(DUBBO_HOST, 'v1', 50), dest(DUBBO_HOST, 'v2', 30)] }] }),
-    ctx,
-  );
-  t.same(sum.problems, [
+  const sum = validateVirtualService(route(1, 3), ctx);
+  t.same(sum.problems, [], '1 and 3: allowed (Istio and Envoy use relative weights)');
+  t.same(sum.warnings, [
+    'spec.http[0].route: weights total 4, not 100; each destination gets weight/4 of traffic',
+  ]);
+  const over = validateVirtualService(route(150, 250), ctx);
+  t.same(over.problems, [], '150 and 250: allowed');
+  t.match(over.warnings, [/^spec\.http\[0\]\.route: weights total 400, not 100;/]);
+  const huge = validateVirtualService(route(2 ** 31 - 1, 2 ** 31 - 1, 2 ** 31 - 1), ctx);
+  t.same(huge.problems, [
     {
       path: 'spec.http[0].route',
-      message: 'the weights of its 2 destinations sum to 80; set them so they total 100',
+      message:
+        'the weights of its 3 destinations total 6442450941, more than Envoy accepts (4294967295); scale them down',
     },
   ]);
   const unweighted = validateVirtualService(
@@ -136,7 +155,7 @@ t.test('weights must be integers from 0 to 100', async (t) => {
     {
       path: 'spec.tcp[0].route',
       message:
-        'the weights of its 2 destinations sum to 0; set them so they total 100 (a missing weight counts as 0)',
+        'the weights of its 2 destinations total 0, so no destination gets traffic (a missing weight counts as 0); give at least one a positive weight',
     },
   ]);
   const three = vs({
@@ -227,17 +246,19 @@ t.test('short hosts resolve in the VirtualService namespace', async (t) => {
   const spec = { hosts: ['demo'], http: [{ route: [dest('demo', 'v1', 70), dest('demo', 'v2', 20)] }] };
 
   const inDubbo = validateVirtualService(vs(spec), { view: store, namespace: 'dubbo' });
-  t.same(paths(inDubbo), ['spec.http[0].route'], 'demo in dubbo is the Dubbo service');
+  t.same(paths(inDubbo), [], 'demo in dubbo is the Dubbo service: its rules apply, as warnings here');
   t.same(inDubbo.warnings, [
     'spec.http[0].route[1].destination.subset: "v2" is not in this host\'s DestinationRule yet; add it to its subsets',
+    'spec.http[0].route: weights total 90, not 100; each destination gets weight/90 of traffic',
   ]);
 
   const fqdn = validateVirtualService(vs({ ...spec, hosts: ['demo.dubbo.svc.cluster.local'] }, 'other'), {
     view: store,
     namespace: 'other',
   });
-  t.same(paths(fqdn), ['spec.http[0].route'], 'the FQDN matches from any namespace');
-  t.same(fqdn.warnings.length, 2, 'destination host demo resolves in namespace other: no DestinationRule');
+  t.same(paths(fqdn), [], 'the FQDN matches from any namespace');
+  t.same(fqdn.warnings.length, 3, 'destination host demo resolves in namespace other: no DestinationRule');
+  t.match(fqdn.warnings[2], /weights total 90/, 'the Dubbo rules apply');
 
   const elsewhere = validateVirtualService(vs(spec, 'other'), { view: store, namespace: 'other' });
   t.same(elsewhere, { problems: [], warnings: [] }, 'demo in other is not a protocol service');

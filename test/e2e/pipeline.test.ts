@@ -253,13 +253,15 @@ t.test('apply, update, dry run, refused and unpersisted changes, delete: the who
     const bad = structuredClone(vs!);
     (bad.metadata as JsonRecord).name = 'bad-weights';
     const route = (bad.spec as { http: { route: { weight: number }[] }[] }).http.at(-1)!.route;
-    route[0]!.weight = 90;
+    // Weights are relative (a total other than 100 is only a warning); a total of 0 is refused.
+    route[0]!.weight = 0;
+    route[1]!.weight = 0;
     const before = api.list('networking.istio.io/v1', 'VirtualService').length;
     const r = await refusal(alice.create(bad));
     t.equal(r.code, 422, "the validator's own code (Invalid) is passed on");
     t.equal(
       r.message,
-      'admission webhook "validate.breeze.io" denied the request: spec.http[1].route: the weights of its 2 destinations sum to 110; set them so they total 100',
+      'admission webhook "validate.breeze.io" denied the request: spec.http[1].route: the weights of its 2 destinations total 0, so no destination gets traffic; give at least one a positive weight',
     );
     t.equal(api.get('networking.istio.io/v1', 'VirtualService', 'dubbo', 'bad-weights'), undefined);
     t.equal(api.list('networking.istio.io/v1', 'VirtualService').length, before, 'nothing persisted');

@@ -39,10 +39,13 @@ const portName = wild(
     'tcp-kafka',
     'tcp-zookeeper',
     'http',
+    'http-redis-ui',
+    'tcp-Dubbo-28001',
   ),
   '',
   5,
   'tcp-Dubbo-2',
+  'grpc-dubbo',
   'tcp-dubo',
   '-redis',
 );
@@ -54,7 +57,7 @@ const serviceEntry = fc
         {
           number: port,
           name: portName,
-          protocol: wild(fc.constant('TCP'), 'UDP', 'tcp', 5),
+          protocol: wild(fc.constant('TCP'), 'UDP', 'tcp', 5, 'HTTP', 'REDIS'),
           targetPort: wild(fc.constantFrom(20880, 9090, 16379), ...wildScalars),
         },
         { requiredKeys: ['number', 'name'] },
@@ -71,9 +74,20 @@ const serviceEntry = fc
       [''],
     ),
     resolution: wild(fc.constantFrom('STATIC', 'DNS'), 'NONE', undefined),
-    workloadSelector: optional(wild(fc.constant({ labels: { app: 'svc' } }), 'app', { labels: 5 })),
+    workloadSelector: optional(
+      wild(
+        fc.constant({ labels: { app: 'svc' } }),
+        'app',
+        { labels: 5 },
+        { labels: { '': 'bar' } },
+        { labels: { 'app name': 'svc' } },
+        { labels: { app: 'a/b' } },
+        { labels: { app: '*' } },
+      ),
+    ),
+    wsAnnotation: optional(wild(fc.constantFrom('', 'svc', 'app: svc'), ' ', 'a:b:c', '*')),
     iface: wild(
-      fc.constant('org.apache.dubbo.samples.DemoService'),
+      fc.constantFrom('org.apache.dubbo.samples.DemoService', '*', 'org.apache.dubbo.*', '*Service'),
       undefined,
       '',
       'not fqn',
@@ -82,9 +96,12 @@ const serviceEntry = fc
       'a'.repeat(70000),
     ),
   })
-  .map(({ iface, ...spec }) => {
+  .map(({ iface, wsAnnotation, ...spec }) => {
     const metadata: JsonRecord = { name: 'svc', namespace: NS };
-    if (iface !== undefined) metadata.annotations = { interface: iface };
+    const annotations: JsonRecord = {};
+    if (iface !== undefined) annotations.interface = iface;
+    if (wsAnnotation !== undefined) annotations.workloadSelector = wsAnnotation;
+    if (Object.keys(annotations).length > 0) metadata.annotations = annotations;
     const s: JsonRecord = {};
     for (const [k, v] of Object.entries(spec)) if (v !== undefined) s[k] = v;
     return { apiVersion: 'networking.istio.io/v1', kind: 'ServiceEntry', metadata, spec: s };
@@ -138,14 +155,14 @@ const destination = wild(
         fc.record(
           {
             host: wild(fc.constantFrom(HOST, 'svc', OTHER_HOST), '', 5),
-            subset: wild(fc.constantFrom('v1', 'v2'), '', 5, null),
+            subset: wild(fc.constantFrom('v1', 'v2', 'V1', 'canaryV2'), '', 5, null),
             port: wild(fc.record({ number: port }), 5, {}),
           },
           { requiredKeys: ['host'] },
         ),
         'x',
       ),
-      weight: wild(fc.constantFrom(0, 20, 50, 80, 100), -1, 101, 2.5, '50', null),
+      weight: wild(fc.constantFrom(0, 20, 50, 80, 100, 1, 3, 150), -1, 101, 2.5, '50', null, 2 ** 31 - 1),
     },
     { requiredKeys: ['destination'] },
   ),
@@ -186,7 +203,7 @@ const destinationRule = fc
     subsets: wild(
       fc.array(
         fc.record({
-          name: wild(fc.constantFrom('v1', 'v2'), 'V1', '', 5),
+          name: wild(fc.constantFrom('v1', 'v2', 'V1', 'canaryV2'), 'v_1', '', 5),
           labels: wild(fc.constant({ version: 'v1' }), { version: 1 }, 'x'),
         }),
         { maxLength: 3 },
@@ -509,5 +526,150 @@ t.test('regressions: values the generators used to emit or fail on', async (t) =
       { view: store, namespace: NS },
     );
     t.same(onHttpPort.problems, [], 'the route applies to another port only: allowed');
+  }
+});
+
+t.test('issue 13: what Istio accepts is allowed and generates as written', async (t) => {
+  const IFACE = 'org.apache.dubbo.samples.DemoService';
+  const se = (ports: unknown[], annotations: JsonRecord = { interface: IFACE }, extra: JsonRecord = {}) => ({
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'ServiceEntry',
+    metadata: { name: 'svc', namespace: NS, annotations },
+    spec: { hosts: [HOST], addresses: ['240.240.0.1'], resolution: 'STATIC', ports, ...extra },
+  });
+  const dubboPort = { number: 20880, name: 'tcp-dubbo', protocol: 'TCP' };
+  /** Admits the objects in order (each must be allowed) and generates. */
+  const run = (...objects: JsonRecord[]) => {
+    const store = new ConfigStore();
+    const warnings: string[] = [];
+    for (const o of objects) {
+      const f = VALIDATORS[o.kind as HandledKind](o, { view: store, namespace: NS });
+      t.same(f.problems, [], `${String(o.kind)} allowed`);
+      warnings.push(...f.warnings);
+      store.upsert(o, 'file');
+    }
+    const result = generateAll(store, options);
+    t.same(result.problems.map(formatProblem), [], 'generates without problems');
+    t.same(schemaProblems(store), [], 'Envoy schema-valid');
+    return { filters: result.envoyFilters as any[], warnings };
+  };
+  const routeConfig = (ef: any) =>
+    ef.spec.configPatches[0].patch.value.typedConfig.multipleRouteConfig.routeConfig[0];
+  const outbound = (filters: any[]) => filters.filter((ef) => String(ef.metadata.name).includes('outbound'));
+
+  // Mixed-case subsets and weights 1 and 3: cluster names keep the case, weights pass through.
+  const dr: JsonRecord = {
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'DestinationRule',
+    metadata: { name: 'dr', namespace: NS },
+    spec: {
+      host: HOST,
+      subsets: [
+        { name: 'V1', labels: { v: '1' } },
+        { name: 'canaryV2', labels: { v: '2' } },
+      ],
+    },
+  };
+  const vs: JsonRecord = {
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'VirtualService',
+    metadata: { name: 'vs', namespace: NS },
+    spec: {
+      hosts: [HOST],
+      http: [
+        {
+          route: [
+            { destination: { host: HOST, subset: 'V1' }, weight: 1 },
+            { destination: { host: HOST, subset: 'canaryV2' }, weight: 3 },
+          ],
+        },
+      ],
+    },
+  };
+  const weighted = run(se([dubboPort]), dr, vs);
+  t.same(weighted.warnings, [
+    'spec.http[0].route: weights total 4, not 100; each destination gets weight/4 of traffic',
+  ]);
+  const [ef] = outbound(weighted.filters);
+  t.same(
+    routeConfig(ef).routes[0].route,
+    {
+      weightedClusters: {
+        clusters: [
+          { name: `outbound|20880|V1|${HOST}`, weight: 1 },
+          { name: `outbound|20880|canaryV2|${HOST}`, weight: 3 },
+        ],
+      },
+    },
+    'no totalWeight (deprecated): Envoy sums the weights',
+  );
+
+  // Interface wildcards go into the outbound route config as written.
+  for (const iface of ['*', 'org.apache.dubbo.*', '*Service']) {
+    const { filters } = run(se([dubboPort], { interface: iface }));
+    t.equal(routeConfig(outbound(filters)[0]).interface, iface, `interface ${iface}`);
+  }
+
+  // An empty workloadSelector annotation is absent: outbound only, and a warning.
+  const empty = run(se([dubboPort], { interface: IFACE, workloadSelector: '' }));
+  t.same(
+    empty.filters.map((f) => String(f.metadata.name).includes('inbound')),
+    [false],
+    'no inbound filter',
+  );
+  t.same(empty.warnings, [
+    'metadata.annotations[workloadSelector]: is empty: treated as absent (no inbound filter without a selector)',
+  ]);
+
+  // http-redis-ui is Istio's HTTP port: a filter for tcp-redis only; tcp-Dubbo-28001 is Dubbo.
+  const redis = run(
+    se(
+      [
+        { number: 6379, name: 'tcp-redis', protocol: 'TCP' },
+        { number: 8080, name: 'http-redis-ui', protocol: 'HTTP' },
+        { number: 28001, name: 'tcp-Dubbo-28001', protocol: 'TCP' },
+      ],
+      { interface: IFACE },
+    ),
+  );
+  t.same(
+    redis.filters.map((f) => f.spec.configPatches[0].match.listener.name).sort(),
+    ['240.240.0.1_28001', '240.240.0.1_6379'],
+    'listeners 6379 (redis) and 28001 (dubbo), not 8080',
+  );
+});
+
+t.test('issue 13: invalid selector labels are denied, and never copied into an inbound filter', async (t) => {
+  for (const labels of [{ '': 'bar' }, { 'app name': 'svc' }, { app: 'a/b' }]) {
+    const entry: JsonRecord = {
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'ServiceEntry',
+      metadata: {
+        name: 'svc',
+        namespace: NS,
+        annotations: { interface: 'org.apache.dubbo.samples.DemoService' },
+      },
+      spec: {
+        hosts: [HOST],
+        addresses: ['240.240.0.1'],
+        resolution: 'STATIC',
+        ports: [{ number: 20880, name: 'tcp-dubbo', protocol: 'TCP' }],
+        workloadSelector: { labels },
+      },
+    };
+    const store = new ConfigStore();
+    const f = VALIDATORS.ServiceEntry(entry, { view: store, namespace: NS });
+    t.match(f.problems, [{ path: /^spec\.workloadSelector\.labels\[/ }], `${JSON.stringify(labels)} denied`);
+    // A watched object no webhook checked: outbound only, valid.
+    store.upsert(entry, 'file');
+    const names = generateAll(store, options).envoyFilters.map((ef) =>
+      String((ef.metadata as JsonRecord).name),
+    );
+    t.same(
+      names.filter((n) => n.includes('inbound')),
+      [],
+      'no inbound filter with those labels',
+    );
+    t.same(schemaProblems(store), []);
   }
 });

@@ -1,5 +1,5 @@
 import { asArray, asRecord, asString, type JsonRecord } from '../../model/json.js';
-import { protocolFromPortName } from '../../model/protocol.js';
+import { protocolOfPort } from '../../model/protocol.js';
 import type { CpuBudget } from '../budget.js';
 import type { JsonPatchOp } from '../review.js';
 import type { VipAllocator } from '../vip.js';
@@ -32,7 +32,7 @@ export function mutateServiceEntry(object: JsonRecord, ctx: MutationContext): Mu
   for (const [i, raw] of ports.entries()) {
     if (i % 64 === 0) ctx.budget?.check();
     const port = asRecord(raw);
-    if (port === undefined || protocolFromPortName(asString(port.name) ?? '') === undefined) continue;
+    if (port === undefined || protocolOfPort(port) === undefined) continue;
     hasProtocolPort = true;
     if (port.protocol === undefined)
       patch.push({ op: 'add', path: `/spec/ports/${i}/protocol`, value: 'TCP' });

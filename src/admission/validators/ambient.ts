@@ -15,7 +15,7 @@ import { ambientAdmissionWarnings, isAmbientMode } from '../../model/ambient.js'
 import { asArray, asRecord, asString, type JsonRecord } from '../../model/json.js';
 import type { HandledKind } from '../../model/kinds.js';
 import { resolveHost } from '../../model/names.js';
-import { PROTOCOLS, protocolFromPortName, type Protocol } from '../../model/protocol.js';
+import { PROTOCOLS, protocolOfPort, type Protocol } from '../../model/protocol.js';
 import type { Findings } from '../findings.js';
 import type { ValidationContext, Validator } from './types.js';
 
@@ -36,8 +36,8 @@ function protocolsOfPorts(ports: readonly unknown[], ctx: ValidationContext): Pr
   const found = new Set<Protocol>();
   for (const raw of ports) {
     ctx.budget?.check();
-    const name = asString(asRecord(raw)?.name);
-    const p = name === undefined ? undefined : protocolFromPortName(name);
+    const port = asRecord(raw);
+    const p = port === undefined ? undefined : protocolOfPort(port);
     if (p !== undefined) found.add(p);
     if (found.size === PROTOCOLS.length) break;
   }

@@ -1,5 +1,5 @@
 import { asArray, asRecord, isRecord, type JsonRecord } from '../../model/json.js';
-import { isDns1123Label } from '../../model/names.js';
+import { isIstioDns1123Label } from '../../model/names.js';
 import { field, FindingsBuilder, type Findings } from '../findings.js';
 import { key, show } from './render.js';
 import type { ValidationContext } from './types.js';
@@ -7,8 +7,9 @@ import type { ValidationContext } from './types.js';
 const EXAMPLE_HOST = 'org.apache.dubbo.samples.basic.api.demoservice';
 
 /**
- * DestinationRule: a host, and subsets whose names are unique DNS-1123 labels (VirtualService
- * destinations and Breeze's generated routes refer to them by name) with string labels.
+ * DestinationRule: a host, and subsets whose names are unique DNS-1123 labels as Istio checks
+ * them (either case: `V1`, `canaryV2`; VirtualService destinations and Breeze's generated routes
+ * refer to them by name, and Istio keeps the case in cluster names) with string labels.
  */
 export function validateDestinationRule(object: JsonRecord, ctx: ValidationContext): Findings {
   const f = new FindingsBuilder();
@@ -43,10 +44,10 @@ export function validateDestinationRule(object: JsonRecord, ctx: ValidationConte
       return;
     }
     const name = s.name;
-    if (typeof name !== 'string' || !isDns1123Label(name)) {
+    if (typeof name !== 'string' || !isIstioDns1123Label(name)) {
       f.deny(
         field(path, 'name'),
-        `must be a DNS-1123 label: lowercase letters, digits and '-', 63 characters at most (e.g. v1), got ${got(name)}`,
+        `must be a DNS-1123 label as Istio checks it: letters, digits and '-', alphanumeric at both ends, 63 characters at most (e.g. v1), got ${got(name)}`,
       );
     } else {
       const first = firstIndexOf.get(name);

@@ -1,5 +1,5 @@
 import { asRecord, asString } from '../../model/json.js';
-import { protocolFromPortName, type Protocol } from '../../model/protocol.js';
+import { protocolOfPort, type Protocol } from '../../model/protocol.js';
 import { switchAdvice } from '../../protocols/registry.js';
 import { field, FindingsBuilder, type Findings } from '../findings.js';
 import type { ValidationContext } from './types.js';
@@ -19,8 +19,8 @@ export function protocolSwitchFindings(ports: readonly unknown[], ctx: Validatio
   const first = new Map<Protocol, number>();
   ports.forEach((raw, i) => {
     if (i % 64 === 0) ctx.budget?.check();
-    const name = asString(asRecord(raw)?.name);
-    const protocol = name === undefined ? undefined : protocolFromPortName(name);
+    const port = asRecord(raw);
+    const protocol = port === undefined ? undefined : protocolOfPort(port);
     if (protocol !== undefined && !first.has(protocol)) first.set(protocol, i);
   });
   for (const [protocol, i] of first) {

@@ -1,8 +1,16 @@
-import { asArray, asRecord, asString, asStringMap, isInteger, type JsonRecord } from '../../model/json.js';
+import {
+  asArray,
+  asRecord,
+  asString,
+  asStringMap,
+  isInteger,
+  isRecord,
+  type JsonRecord,
+} from '../../model/json.js';
 import { MAX_LISTENERS_PER_SERVICE } from '../../model/limits.js';
-import { isCidr, isDnsName, isIpAddress } from '../../model/names.js';
+import { isCidr, isDnsName, isIpAddress, isLabelKey, isLabelValue } from '../../model/names.js';
 import { parseWorkloadSelectorAnnotation } from '../../model/service.js';
-import { likelyMisspeltProtocol, protocolFromPortName, type Protocol } from '../../model/protocol.js';
+import { likelyMisspeltProtocol, protocolOfPort, readPort, type Protocol } from '../../model/protocol.js';
 import { field, FindingsBuilder, type Findings } from '../findings.js';
 import { protocolSwitchFindings } from './protocol-switch.js';
 import { key, show } from './render.js';
@@ -42,6 +50,30 @@ export function isJavaFqn(name: string): boolean {
   return !atStart && parts >= 2;
 }
 
+/** Characters of a Java name: identifier parts and dots. */
+function isJavaNameText(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c !== 46 && !isIdentifierPart(c)) return false;
+  }
+  return true;
+}
+
+/**
+ * A Dubbo `interface` as Envoy's Dubbo route configuration matches it: a Java fully-qualified
+ * name, `*` (any interface), or one `*` at the start or the end (`*Service`, `com.foo.*`: suffix
+ * and prefix matches).
+ */
+export function isDubboInterface(name: string): boolean {
+  if (name === '*') return true;
+  if (name.length > MAX_JAVA_NAME_LENGTH) return false;
+  const star = name.indexOf('*');
+  if (star < 0) return isJavaFqn(name);
+  if (star !== name.lastIndexOf('*') || (star !== 0 && star !== name.length - 1)) return false;
+  const rest = star === 0 ? name.slice(1) : name.slice(0, -1);
+  return rest !== '' && isJavaNameText(rest);
+}
+
 export function isPortNumber(v: unknown): v is number {
   return isInteger(v) && v >= 1 && v <= 65535;
 }
@@ -59,15 +91,11 @@ export function validateServiceEntry(object: JsonRecord, ctx: ValidationContext)
   if (ports === undefined) f.deny('spec.ports', `must be a list of ports, got ${show(spec.ports)}`);
   const protocols = checkPorts(ports ?? [], annotations, f, ctx);
   f.merge(protocolSwitchFindings(ports ?? [], ctx));
-
-  const ws = annotations[WORKLOAD_SELECTOR_ANNOTATION];
-  if (ws !== undefined) {
-    const parsed = parseWorkloadSelectorAnnotation(ws);
-    if (typeof parsed === 'string') f.deny(key('metadata.annotations', WORKLOAD_SELECTOR_ANNOTATION), parsed);
-  }
+  const what = [...protocols].sort().join('/');
+  checkSelector(spec.workloadSelector, what, f, ctx);
+  checkSelectorAnnotation(annotations[WORKLOAD_SELECTOR_ANNOTATION], what, f);
 
   if (protocols.size === 0) return f.build();
-  const what = [...protocols].sort().join('/');
   (hosts ?? []).forEach((h, i) => {
     ctx.budget?.check();
     if (typeof h !== 'string' || !isDnsName(h)) {
@@ -93,7 +121,7 @@ function protocolPortCount(ports: readonly unknown[]): number {
   let n = 0;
   for (const raw of ports) {
     const name = asRecord(raw)?.name;
-    if (typeof name === 'string' && protocolFromPortName(name) !== undefined) n++;
+    if (typeof name === 'string' && protocolOfPort(asRecord(raw) ?? {}) !== undefined) n++;
   }
   return n;
 }
@@ -120,11 +148,32 @@ function checkPorts(
   ctx: ValidationContext,
 ): Set<Protocol> {
   const protocols = new Set<Protocol>();
+  // Istio's own rules, for every port: numbers unique (CRD CEL rule), names unique (the list is a
+  // map keyed by name).
   const firstIndexOf = new Map<number, number>();
+  const firstNameAt = new Map<string, number>();
   ports.forEach((raw, i) => {
     if (i % 64 === 0) ctx.budget?.check();
     const p = asRecord(raw);
-    if (p !== undefined && isInteger(p.number) && !firstIndexOf.has(p.number)) firstIndexOf.set(p.number, i);
+    if (p === undefined) return;
+    if (isPortNumber(p.number)) {
+      const first = firstIndexOf.get(p.number);
+      if (first === undefined) firstIndexOf.set(p.number, i);
+      else
+        f.deny(
+          field('spec', 'ports', i, 'number'),
+          `${p.number} is already used by spec.ports[${first}]; port numbers must be unique in an entry`,
+        );
+    }
+    if (typeof p.name === 'string') {
+      const first = firstNameAt.get(p.name);
+      if (first === undefined) firstNameAt.set(p.name, i);
+      else
+        f.deny(
+          field('spec', 'ports', i, 'name'),
+          `${show(p.name)} is already used by spec.ports[${first}]; port names must be unique in an entry (Istio's rule): rename one (e.g. ${show(`${p.name}-2`)})`,
+        );
+    }
   });
   let interfaceChecked = false;
   ports.forEach((raw, i) => {
@@ -137,37 +186,39 @@ function checkPorts(
     }
     const name = asString(p.name) ?? '';
     const misspelt = likelyMisspeltProtocol(name);
-    if (misspelt !== undefined) {
-      const fixed = name
-        .split('-')
-        .map((t, j) => (j === 1 ? misspelt : t))
-        .join('-');
+    const fixed =
+      misspelt === undefined
+        ? undefined
+        : name
+            .split('-')
+            .map((t, j) => (j === 1 ? misspelt : t))
+            .join('-');
+    // Only when the fixed name would be a protocol port (`http-dubo-ui` is HTTP either way).
+    if (
+      misspelt !== undefined &&
+      fixed !== undefined &&
+      protocolOfPort({ name: fixed, protocol: p.protocol }) !== undefined
+    ) {
       f.warn(
         field(path, 'name'),
         `${show(name)} looks like a misspelling of ${show(fixed)} (protocol ${misspelt})`,
       );
     }
-    const protocol = protocolFromPortName(name);
+    const reading = readPort(p);
+    const left = reading.leftToIstio;
+    if (left !== undefined && left.field !== 'name') {
+      // The name carries a Breeze protocol but Istio serves the port as declared: Istio's port.
+      f.warn(
+        field(path, left.field),
+        `Istio serves this port as ${left.istio}, so Breeze adds no ${left.named} filter; set ${left.field} to TCP for ${left.named}`,
+      );
+    }
+    const protocol = reading.protocol;
     if (protocol === undefined) return;
     protocols.add(protocol);
 
-    const declared = p.protocol;
-    if (declared !== undefined && (typeof declared !== 'string' || declared.toUpperCase() !== 'TCP')) {
-      f.deny(
-        field(path, 'protocol'),
-        `port ${show(name)} carries ${protocol}, which Breeze serves on a TCP listener; set protocol to TCP (got ${show(declared)})`,
-      );
-    }
     if (!isPortNumber(p.number)) {
       f.deny(field(path, 'number'), `must be an integer from 1 to 65535, got ${show(p.number)}`);
-    } else {
-      const first = firstIndexOf.get(p.number);
-      if (first !== undefined && first !== i) {
-        f.deny(
-          field(path, 'number'),
-          `${p.number} is already used by spec.ports[${first}]; port numbers must be unique in an entry`,
-        );
-      }
     }
     if (p.targetPort !== undefined && !isPortNumber(p.targetPort)) {
       f.deny(field(path, 'targetPort'), `must be an integer from 1 to 65535, got ${show(p.targetPort)}`);
@@ -179,16 +230,69 @@ function checkPorts(
           path,
           `port ${show(name)} needs the annotation "${INTERFACE_ANNOTATION}" (the Dubbo interface, e.g. ${EXAMPLE_INTERFACE})`,
         );
-      } else if (!interfaceChecked && !isJavaFqn(iface)) {
+      } else if (!interfaceChecked && !isDubboInterface(iface.trim())) {
         f.deny(
           key('metadata.annotations', INTERFACE_ANNOTATION),
-          `${show(iface)} is not a Java fully-qualified interface name (package and name, e.g. ${EXAMPLE_INTERFACE})`,
+          `${show(iface)} is not a Dubbo interface: a Java fully-qualified name (e.g. ${EXAMPLE_INTERFACE}), "*", or one "*" at the start or end (e.g. org.apache.dubbo.*)`,
         );
       }
       interfaceChecked = true;
     }
   });
   return protocols;
+}
+
+/**
+ * `spec.workloadSelector.labels`: Istio denies an empty key and `*` in a key or value for every
+ * entry; a protocol service's labels are copied into its inbound EnvoyFilter, so they must be
+ * valid Kubernetes labels there.
+ */
+function checkSelector(raw: unknown, what: string, f: FindingsBuilder, ctx: ValidationContext): void {
+  const labels = asRecord(raw)?.labels;
+  if (!isRecord(labels)) return;
+  const path = 'spec.workloadSelector.labels';
+  for (const [n, [k, v]] of Object.entries(labels).entries()) {
+    if (n % 64 === 0) ctx.budget?.check();
+    const at = key(path, k);
+    if (k === '') {
+      f.deny(
+        at,
+        "an empty label key is not supported in a selector (Istio's rule); remove it or name the label",
+      );
+    } else if (k.includes('*') || (typeof v === 'string' && v.includes('*'))) {
+      f.deny(at, `wildcard is not supported in a selector (Istio's rule), got ${show(k)}: ${show(v)}`);
+    } else if (what === '') {
+      continue;
+    } else if (!isLabelKey(k)) {
+      f.deny(
+        at,
+        `${show(k)} is not a valid label key; Breeze copies it into the ${what} inbound EnvoyFilter, whose selector must hold Kubernetes labels (e.g. app)`,
+      );
+    } else if (typeof v !== 'string' || !isLabelValue(v)) {
+      f.deny(
+        at,
+        `${show(v)} is not a valid label value (63 characters of [A-Za-z0-9._-] at most, alphanumeric at both ends); Breeze copies it into the ${what} inbound EnvoyFilter`,
+      );
+    }
+  }
+}
+
+/**
+ * Aeraki's `workloadSelector` annotation. Empty (dubbo2istio wrote that from 2021 to April 2022
+ * when a provider lacked its selector): treated as absent, with a warning. Malformed: denied on a
+ * protocol service (it would select the inbound filter's workloads), a warning elsewhere.
+ */
+function checkSelectorAnnotation(raw: string | undefined, what: string, f: FindingsBuilder): void {
+  if (raw === undefined) return;
+  const path = key('metadata.annotations', WORKLOAD_SELECTOR_ANNOTATION);
+  if (raw.trim() === '') {
+    if (what !== '') f.warn(path, 'is empty: treated as absent (no inbound filter without a selector)');
+    return;
+  }
+  const parsed = parseWorkloadSelectorAnnotation(raw);
+  if (typeof parsed !== 'string') return;
+  if (what !== '') f.deny(path, parsed);
+  else f.warn(path, `unused (no protocol port), and ${parsed}`);
 }
 
 /** Checks the addresses of a protocol service; returns how many there are. */

@@ -392,7 +392,16 @@ function checkStringMatch(raw: unknown, path: string, scope: Scope): StringMatch
   return undefined;
 }
 
-/** The destinations of one route: shapes, weights 0-100 that total 100 when there are several, subsets. */
+/** Largest weight Istio's CRD stores (int32). */
+const MAX_ISTIO_WEIGHT = 2_147_483_647;
+/** Largest sum of weights Envoy accepts in one weighted route (uint32). */
+const MAX_ENVOY_TOTAL_WEIGHT = 4_294_967_295;
+
+/**
+ * The destinations of one route: shapes, subsets, and weights as Istio checks them (integers,
+ * not negative; several destinations must not total 0). Istio and Envoy use weights relative to
+ * their sum, so a total other than 100 is only a warning naming it.
+ */
 function checkDestinations(raw: unknown, path: string, required: boolean, scope: Scope): void {
   const { f } = scope;
   const example = `e.g. [{"destination": {"host": "${EXAMPLE_HOST}"}}]`;
@@ -418,21 +427,33 @@ function checkDestinations(raw: unknown, path: string, required: boolean, scope:
       continue;
     }
     checkDestination(rd.destination, field(dp, 'destination'), scope);
-    if (rd.weight === undefined) {
+    if (rd.weight === undefined || rd.weight === null) {
       unset = true;
-    } else if (!isInteger(rd.weight) || rd.weight < 0 || rd.weight > 100) {
-      f.deny(field(dp, 'weight'), `must be an integer from 0 to 100 (a percentage), got ${show(rd.weight)}`);
+    } else if (!isInteger(rd.weight) || rd.weight < 0 || rd.weight > MAX_ISTIO_WEIGHT) {
+      f.deny(
+        field(dp, 'weight'),
+        `must be a non-negative integer (a weight relative to the route's other destinations), got ${show(rd.weight)}`,
+      );
       sumKnown = false;
     } else {
       sum += rd.weight;
     }
   }
-  if (list.length > 1 && sumKnown && sum !== 100) {
+  if (list.length < 2 || !sumKnown) return;
+  const missing = unset ? ' (a missing weight counts as 0)' : '';
+  if (sum === 0) {
     f.deny(
       path,
-      `the weights of its ${list.length} destinations sum to ${sum}; set them so they total 100` +
-        (unset ? ' (a missing weight counts as 0)' : ''),
+      `the weights of its ${list.length} destinations total 0, so no destination gets traffic${missing}; give at least one a positive weight`,
     );
+  } else if (sum > MAX_ENVOY_TOTAL_WEIGHT) {
+    f.deny(
+      path,
+      `the weights of its ${list.length} destinations total ${sum}, more than Envoy accepts (${MAX_ENVOY_TOTAL_WEIGHT}); scale them down`,
+    );
+  } else if (sum !== 100) {
+    const note = unset ? ' (a missing weight is 0)' : '';
+    f.warn(path, `weights total ${sum}, not 100${note}; each destination gets weight/${sum} of traffic`);
   }
 }
 

@@ -213,6 +213,10 @@ function targetOf(
     );
   }
   if (clusters.length === 1) return { target: { cluster: only.name }, usesSubset };
+  const total = clusters.reduce((n, c) => n + c.weight, 0);
+  if (total > MAX_WEIGHT) {
+    throw generationError(`${at()}: the weights total ${total}, more than Envoy accepts (${MAX_WEIGHT})`);
+  }
   return { target: { weightedClusters: clusters }, usesSubset };
 }
 
