@@ -12,7 +12,7 @@
  */
 import type { ConfigView } from '../../cache/store.js';
 import { ambientAdmissionWarnings, isAmbientMode } from '../../model/ambient.js';
-import { asArray, asRecord, asString, type JsonRecord } from '../../model/json.js';
+import { asArray, asRecord, type JsonRecord } from '../../model/json.js';
 import type { HandledKind } from '../../model/kinds.js';
 import { resolveHost } from '../../model/names.js';
 import { PROTOCOLS, protocolOfPort, type Protocol } from '../../model/protocol.js';

@@ -1,4 +1,4 @@
-import { asRecord, asString } from '../../model/json.js';
+import { asRecord } from '../../model/json.js';
 import { protocolOfPort, type Protocol } from '../../model/protocol.js';
 import { switchAdvice } from '../../protocols/registry.js';
 import { field, FindingsBuilder, type Findings } from '../findings.js';
