@@ -347,11 +347,15 @@ t.test('admission: a disabled stock protocol, and nothing to say for enabled sto
 
 t.test('admission: warnings ride along with a denial; none without a protocol set', async (t) => {
   const denied = answer(
-    review([{ number: 9092, name: 'tcp-kafka', protocol: 'HTTP' }]),
+    // A Dubbo port without its `interface` annotation is denied; the Kafka advice still comes.
+    review([
+      { number: 9092, name: 'tcp-kafka' },
+      { number: 20880, name: 'tcp-dubbo' },
+    ]),
     setOf(DEFAULT_PROTOCOLS),
   );
   t.equal(denied.allowed, false);
-  t.match(denied.status.message, /spec\.ports\[0\]\.protocol/);
+  t.match(denied.status.message, /spec\.ports\[1\]/);
   t.same(denied.warnings, [`spec.ports[0].name: ${KAFKA_OFF[0]}`, ...KAFKA_OFF.slice(1)]);
   const unset = answer(review(KAFKA_PORTS), undefined);
   t.equal(unset.allowed, true);
