@@ -5,6 +5,7 @@ import { handledKind, objectRef, type HandledKind } from '../model/kinds.js';
 import type { ConfigView } from '../cache/store.js';
 import type { RedisAuthMode } from '../protocols/redis/authmode.js';
 import { BudgetExceeded, CpuBudget } from './budget.js';
+import type { DenialSubject } from './findings.js';
 import { guardEnvoyFilter } from './envoyfilter-guard.js';
 import { mutateServiceEntry } from './mutators/serviceentry.js';
 import {
@@ -142,8 +143,8 @@ interface Decided {
 }
 
 /** A denial naming a bound the request exceeds (never a 500). */
-function tooBig(path: string, message: string): Decided {
-  return { decision: deny([{ path: path === '' ? '(object)' : path, message }]) };
+function tooBig(path: string, message: string, subject: DenialSubject): Decided {
+  return { decision: deny([{ path: path === '' ? '(object)' : path, message }], [], subject) };
 }
 
 function decide(webhook: Webhook, req: AdmissionRequest, deps: AdmissionDeps): Decided {
@@ -157,6 +158,7 @@ function decide(webhook: Webhook, req: AdmissionRequest, deps: AdmissionDeps): D
   const meta = objectRef(source, req.namespace !== '' ? req.namespace : 'default');
   const namespace = req.namespace !== '' ? req.namespace : meta.namespace;
   const name = req.name !== '' ? req.name : meta.name;
+  const subject: DenialSubject = { kind, group: req.group, name };
 
   if (req.operation === 'DELETE' || req.operation === 'CONNECT' || req.object === undefined) {
     // Only a few metadata fields of oldObject are read: a DELETE is never denied for its size.
@@ -178,21 +180,24 @@ function decide(webhook: Webhook, req: AdmissionRequest, deps: AdmissionDeps): D
   const budget = deps.newBudget?.() ?? new CpuBudget();
   try {
     const violation = checkBounds(req.object, DEFAULT_BOUNDS, [], budget);
-    if (violation !== undefined) return tooBig(violation.path, violation.message);
+    if (violation !== undefined) return tooBig(violation.path, violation.message, subject);
     // The stored object is only read for a few fields (the mutator's previous VIP); one beyond
     // the bounds (stored before Breeze was installed) must not block the update that fixes it.
     const oldViolation =
       req.oldObject === undefined ? undefined : checkBounds(req.oldObject, DEFAULT_BOUNDS, [], budget);
     const oldObject = oldViolation === undefined ? req.oldObject : undefined;
     if (webhook === 'mutate')
-      return { decision: mutate(kind, req.object, { namespace, name, req, deps, oldObject, budget }) };
+      return {
+        decision: mutate(kind, req.object, { namespace, name, subject, req, deps, oldObject, budget }),
+      };
     const findings = VALIDATORS[kind](req.object, {
       view: deps.view,
       namespace,
       budget,
       ...(deps.redisAuthMode === undefined ? {} : { redisAuthMode: deps.redisAuthMode }),
     });
-    if (findings.problems.length > 0) return { decision: deny(findings.problems, findings.warnings) };
+    if (findings.problems.length > 0)
+      return { decision: deny(findings.problems, findings.warnings, subject) };
     const decision = allow(findings.warnings);
     if (req.dryRun || deps.onAdmitted === undefined) return { decision };
     const onAdmitted = deps.onAdmitted;
@@ -200,7 +205,7 @@ function decide(webhook: Webhook, req: AdmissionRequest, deps: AdmissionDeps): D
     return { decision, commit: () => onAdmitted(change) };
   } catch (err) {
     if (err instanceof BudgetExceeded)
-      return { decision: deny([{ path: '(object)', message: err.message }]) };
+      return { decision: deny([{ path: '(object)', message: err.message }], [], subject) };
     throw err;
   }
 }
@@ -215,6 +220,7 @@ function mutate(
   c: {
     namespace: string;
     name: string;
+    subject: DenialSubject;
     req: AdmissionRequest;
     deps: AdmissionDeps;
     oldObject: JsonRecord | undefined;
@@ -230,6 +236,6 @@ function mutate(
     dryRun: c.req.dryRun,
     budget: c.budget,
   });
-  if (!result.ok) return deny([{ path: result.path, message: result.message }]);
+  if (!result.ok) return deny([{ path: result.path, message: result.message }], [], c.subject);
   return allow([], result.patch);
 }

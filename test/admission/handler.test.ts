@@ -232,7 +232,26 @@ t.test('__proto__ and constructor.prototype keys: the EnvoyFilter guard still de
     response: {
       uid: fx.review.request.uid,
       allowed: false,
-      status: { status: 'Failure', code: 403, message: fx.expect.message, reason: 'Forbidden' },
+      status: {
+        status: 'Failure',
+        code: 403,
+        message: fx.expect.message,
+        reason: 'Forbidden',
+        details: {
+          name: fx.review.request.name,
+          group: 'networking.istio.io',
+          kind: 'EnvoyFilter',
+          causes: [
+            {
+              type: 'FieldValueInvalid',
+              field: 'metadata.labels[app.kubernetes.io/managed-by]',
+              message: fx.expect.message.slice(
+                fx.expect.message.indexOf('managed-by]: ') + 'managed-by]: '.length,
+              ),
+            },
+          ],
+        },
+      },
     },
   });
   t.equal(({} as { polluted?: boolean }).polluted, undefined, 'no prototype was touched');
