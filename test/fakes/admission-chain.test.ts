@@ -161,19 +161,38 @@ t.test('mutate first, then validate the patched object; warnings pass through', 
   t.equal(api.requests.at(-1)?.user, 'alice', 'the requesting user is recorded');
 });
 
-t.test('denials: the message names the webhook, codes below 400 become 400', async (t) => {
-  const { api, wh, at } = await setup(t);
-  api.put(configuration('Validating', 'v', [hook('v.example', at('/validate'))]));
-  wh.answers.set('/validate', () => ({ allowed: false, status: { code: 200, message: 'no' } }));
-  let r = await call(api, 'POST', SE_PATH, se('a'));
-  t.equal(r.status, 400);
-  t.equal(r.json.message, 'admission webhook "v.example" denied the request: no');
-  wh.answers.set('/validate', () => ({ allowed: false, status: { code: 422, reason: 'Invalid' } }));
-  r = await call(api, 'POST', SE_PATH, se('a'));
-  t.equal(r.status, 422);
-  t.equal(r.json.message, 'admission webhook "v.example" denied the request without explanation');
-  t.equal(api.list('networking.istio.io/v1', 'ServiceEntry').length, 0, 'nothing persisted');
-});
+t.test(
+  'denials as ToStatusErr makes them: the message names the webhook, codes below 400 become 400, reason, details and warnings kept',
+  async (t) => {
+    const { api, wh, at } = await setup(t);
+    api.put(configuration('Validating', 'v', [hook('v.example', at('/validate'))]));
+    wh.answers.set('/validate', () => ({ allowed: false, status: { code: 200, message: 'no' } }));
+    let r = await call(api, 'POST', SE_PATH, se('a'));
+    t.equal(r.status, 400);
+    t.equal(r.json.message, 'admission webhook "v.example" denied the request: no');
+    wh.answers.set('/validate', () => ({ allowed: false, status: { code: 422, reason: 'Invalid' } }));
+    r = await call(api, 'POST', SE_PATH, se('a'));
+    t.equal(r.status, 422);
+    t.equal(r.json.message, 'admission webhook "v.example" denied the request: Invalid');
+    t.equal(r.json.reason, 'Invalid');
+    wh.answers.set('/validate', () => ({ allowed: false, status: {} }));
+    r = await call(api, 'POST', SE_PATH, se('a'));
+    t.equal(r.status, 400);
+    t.equal(r.json.message, 'admission webhook "v.example" denied the request without explanation');
+    t.notOk('reason' in r.json, 'an empty reason is left out, as the real server encodes it');
+    const details = { name: 'a', kind: 'ServiceEntry', causes: [{ field: 'spec.hosts', message: 'bad' }] };
+    wh.answers.set('/validate', () => ({
+      allowed: false,
+      status: { code: 422, message: 'bad', details },
+      warnings: ['careful'],
+    }));
+    r = await call(api, 'POST', SE_PATH, se('a'));
+    t.equal(r.status, 422);
+    t.same(r.json.details, details, 'details kept');
+    t.equal(r.warning, '299 - "careful"', "the denying webhook's warnings are sent as headers");
+    t.equal(api.list('networking.istio.io/v1', 'ServiceEntry').length, 0, 'nothing persisted');
+  },
+);
 
 t.test('failurePolicy: Fail refuses when the webhook cannot be called, Ignore lets it through', async (t) => {
   const { api } = await setup(t);

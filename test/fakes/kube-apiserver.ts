@@ -228,14 +228,25 @@ class HttpError extends Error {
     readonly status: number,
     readonly reason: string,
     message: string,
+    readonly details?: JsonRecord,
   ) {
     super(message);
   }
 }
 
 /** A `kind: Status` failure body as the API server sends it. */
-export function statusBody(code: number, reason: string, message: string): JsonRecord {
-  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code };
+export function statusBody(code: number, reason: string, message: string, details?: JsonRecord): JsonRecord {
+  // As the real server encodes it: an empty reason is left out (omitempty).
+  return {
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message,
+    ...(reason === '' ? {} : { reason }),
+    ...(details === undefined ? {} : { details }),
+    code,
+  };
 }
 
 const REASONS: Record<number, string> = {
@@ -676,8 +687,15 @@ export class FakeKubeApiServer {
         await this.routeAdmitted(method, target, url.searchParams, req, res, body, record.user);
       else await this.route(method, target, url.searchParams, req, res, body);
     } catch (err) {
-      if (err instanceof HttpError || err instanceof AdmissionRejection)
-        this.send(res, err.status, statusBody(err.status, err.reason, err.message));
+      if (err instanceof AdmissionRejection)
+        this.send(
+          res,
+          err.status,
+          statusBody(err.status, err.reason, err.message, err.details),
+          warningHeader(err.warnings),
+        );
+      else if (err instanceof HttpError)
+        this.send(res, err.status, statusBody(err.status, err.reason, err.message, err.details));
       else if (err instanceof SelectorError) this.send(res, 400, statusBody(400, 'BadRequest', err.message));
       else throw err;
     }
@@ -787,8 +805,7 @@ export class FakeKubeApiServer {
         username: user,
         namespaceLabels: this.namespaceLabels(target.namespace),
       });
-    const warn = (warnings: readonly string[]): Record<string, string> =>
-      warnings.length === 0 ? {} : { Warning: warnings.map((w) => `299 - ${JSON.stringify(w)}`).join(', ') };
+    const warn = warningHeader;
     const contentType = (req.headers['content-type'] ?? '').split(';')[0]?.trim() ?? '';
     const key = target.name === undefined ? undefined : this.keyOf(target, target.name);
     const creates =
@@ -1352,6 +1369,13 @@ export class FakeKubeApiServer {
     if (!dryRun) this.applied.set(appliedKey, structuredClone(config));
     return { status: 200, object };
   }
+}
+
+/** Webhook warnings as the API server sends them: `Warning: 299 - "<text>"`, comma-separated. */
+function warningHeader(warnings: readonly string[]): Record<string, string> {
+  return warnings.length === 0
+    ? {}
+    : { Warning: warnings.map((w) => `299 - ${JSON.stringify(w)}`).join(', ') };
 }
 
 async function readBody(req: IncomingMessage): Promise<string> {
