@@ -205,12 +205,13 @@ export function encodeReview(apiVersion: ReviewVersion, uid: string, d: Decision
     if (d.reason !== undefined) status.reason = d.reason;
     if (d.problems !== undefined && d.problems.length > 0) {
       const { listed, more } = listProblems(d.problems);
+      // metav1.StatusCause carries its type under the JSON key `reason` (a `type` key is dropped).
       const causes: JsonRecord[] = listed.map((p) => ({
-        type: 'FieldValueInvalid',
+        reason: 'FieldValueInvalid',
         field: p.path,
         message: p.message,
       }));
-      if (more > 0) causes.push({ type: 'FieldValueInvalid', field: '', message: moreProblems(more) });
+      if (more > 0) causes.push({ reason: 'FieldValueInvalid', field: '', message: moreProblems(more) });
       status.details = d.subject === undefined ? { causes } : { ...detailsOf(d.subject), causes };
     } else if (d.subject !== undefined) {
       status.details = detailsOf(d.subject);

@@ -76,7 +76,7 @@ t.test('a spent budget is a 422 denial naming the budget, nothing recorded', asy
           kind: 'VirtualService',
           causes: [
             {
-              type: 'FieldValueInvalid',
+              reason: 'FieldValueInvalid',
               field: '(object)',
               message: `the object is too costly to check: Breeze stops after ${REQUEST_CPU_BUDGET_MS} ms of work on one request`,
             },

@@ -243,7 +243,7 @@ t.test('__proto__ and constructor.prototype keys: the EnvoyFilter guard still de
           kind: 'EnvoyFilter',
           causes: [
             {
-              type: 'FieldValueInvalid',
+              reason: 'FieldValueInvalid',
               field: 'metadata.labels[app.kubernetes.io/managed-by]',
               message: String(fx.expect.message).split('managed-by]: ')[1],
             },

@@ -91,7 +91,7 @@ t.test('a ServiceEntry with a field nested 20,000 deep is denied (422), not reco
             kind: 'ServiceEntry',
             causes: [
               {
-                type: 'FieldValueInvalid',
+                reason: 'FieldValueInvalid',
                 field: 'spec.x.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a...',
                 message: DEPTH_MESSAGE,
               },
