@@ -194,11 +194,13 @@ export class AdmissionChain {
 
   /**
    * Runs the webhooks of `configurations` that match; returns the object to persist (mutated) and
-   * the warnings, or throws AdmissionRejection.
+   * the warnings, or throws AdmissionRejection. `afterMutation` runs between the mutating and the
+   * validating webhooks (the fake's schema check: it may throw, or return the pruned object).
    */
   async admit(
     configurations: { mutating: readonly JsonRecord[]; validating: readonly JsonRecord[] },
     a: AdmissionAttributes,
+    afterMutation?: (object: JsonRecord) => JsonRecord,
   ): Promise<{ object: JsonRecord | undefined; warnings: string[] }> {
     const warnings: string[] = [];
     const hooks = (list: readonly JsonRecord[], mutating: boolean): Webhook[] =>
@@ -210,7 +212,7 @@ export class AdmissionChain {
             .map((spec) => ({ configuration: nameOf(c), mutating, spec })),
         );
     try {
-      return await this.run(hooks, configurations, a, a.object, warnings);
+      return await this.run(hooks, configurations, a, a.object, warnings, afterMutation);
     } catch (err) {
       if (err instanceof AdmissionRejection) err.warnings = [...warnings, ...err.warnings];
       throw err;
@@ -223,6 +225,7 @@ export class AdmissionChain {
     a: AdmissionAttributes,
     start: JsonRecord | undefined,
     warnings: string[],
+    afterMutation: ((object: JsonRecord) => JsonRecord) | undefined,
   ): Promise<{ object: JsonRecord | undefined; warnings: string[] }> {
     let object = start;
     for (const hook of hooks(configurations.mutating, true)) {
@@ -240,6 +243,8 @@ export class AdmissionChain {
         object = fastJsonPatch.applyPatch(structuredClone(object), ops, true, false).newDocument;
       }
     }
+    // The API server validates the object against its schema here, between the two phases.
+    if (afterMutation !== undefined && object !== undefined) object = afterMutation(object);
     for (const hook of hooks(configurations.validating, false)) {
       const response = await this.call(hook, { ...a, object });
       if (response !== undefined) warnings.push(...(response.warnings ?? []));
