@@ -20,7 +20,7 @@ function fixture(path: string): { object: Json; cache: Json[] } {
 const ERR = 'Error from server: error when creating';
 const VALIDATE = 'admission webhook "validate.breeze.io" denied the request:';
 
-const cases: { file: string; fixture: string; stderr: string }[] = [
+const cases: { file: string; fixture: string; edit?: (o: Json) => void; stderr: string }[] = [
   {
     file: 'serviceentry.yaml',
     fixture: 'serviceentry/deny-dubbo-missing-interface.v1.json',
@@ -39,20 +39,24 @@ const cases: { file: string; fixture: string; stderr: string }[] = [
   {
     file: 'redisservice.yaml',
     fixture: 'redisservice/deny-several-problems.v1.json',
+    // The fixture's percentage 200 is refused by Breeze's CRD schema (maximum 100) before any
+    // webhook sees it; 0 passes the schema and reaches Breeze.
+    edit: (o) => (o.spec.redis[1].mirror[0].percentage.value = 0),
     stderr:
       'Warning: spec.settings.auth.plain: password is readable by anyone who can read this object; use secret\n' +
       `${ERR} "redisservice.yaml": ${VALIDATE} RedisService.redis.aeraki.io "redis" is invalid:\n` +
       '* spec.host[0]: "*.redis.svc.cluster.local" is not a DNS name; use a plain host name without wildcard, e.g. redis.redis.svc.cluster.local\n' +
       '* spec.redis[1].match.key.prefix: "user:" is already used by spec.redis[0]; key prefixes must be unique: change it or merge the two routes\n' +
-      '* spec.redis[1].mirror[0].percentage.value: must be a number greater than 0 and at most 100, got 200\n' +
+      '* spec.redis[1].mirror[0].percentage.value: must be a number greater than 0 and at most 100, got 0\n' +
       '* spec.faults[0].delay: "100ms" is not a protobuf duration; use "0.1s" (seconds with an "s" suffix)\n',
   },
   {
     file: 'redisdestination.yaml',
-    fixture: 'redisdestination/deny-auth-both.v1.json',
+    fixture: 'redisdestination/deny-tcp-settings.v1.json',
     stderr:
-      'Warning: spec.trafficPolicy.connectionPool.redis.auth.plain: password is readable by anyone who can read this object; use secret\n' +
-      `${ERR} "redisdestination.yaml": ${VALIDATE} RedisDestination.redis.aeraki.io "redis" is invalid: spec.trafficPolicy.connectionPool.redis.auth: sets both secret and plain; keep only one (secret keeps the password out of this object)\n`,
+      `${ERR} "redisdestination.yaml": ${VALIDATE} RedisDestination.redis.aeraki.io "redis" is invalid:\n` +
+      '* spec.trafficPolicy.connectionPool.tcp.maxConnections: must be an integer from 1 to 2147483647, got 0\n' +
+      '* spec.trafficPolicy.connectionPool.tcp.connectTimeout: "10ms" is not a protobuf duration; use "0.01s" (seconds with an "s" suffix)\n',
   },
   {
     file: 'envoyfilter.yaml',
@@ -71,6 +75,7 @@ for (const c of cases) {
     async (t) => {
       const k = await cluster(t);
       const { object, cache } = fixture(c.fixture);
+      c.edit?.(object);
       for (const o of cache) k.store.upsert(o, 'file');
       k.file(c.file, stringify(object));
       const r = await k.kubectl(['apply', '--validate=false', '-f', c.file]);
@@ -116,3 +121,17 @@ t.test(
     t.match(stored?.spec, { addresses: [/^240\.240\.\d+\.\d+$/] }, 'the VIP was patched in');
   },
 );
+
+t.test("an object Istio's own schema refuses: kubectl prints the API server's Invalid status", async (t) => {
+  const k = await cluster(t);
+  const { object } = fixture('serviceentry/allow-dubbo.v1.json');
+  object.spec.resolution = 'dns';
+  k.file('se.yaml', stringify(object));
+  const r = await k.kubectl(['apply', '--validate=false', '-f', 'se.yaml']);
+  t.equal(r.code, 1);
+  t.equal(r.stdout, '');
+  t.equal(
+    r.stderr,
+    `The ServiceEntry "${object.metadata.name}" is invalid: spec.resolution: Unsupported value: "dns": supported values: "NONE", "STATIC", "DNS", "DNS_ROUND_ROBIN"\n`,
+  );
+});
