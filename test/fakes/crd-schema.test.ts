@@ -169,3 +169,30 @@ spec:
   t.same(kept?.unknown, ['spec.labels.a.w', 'spec.gone']);
   t.equal(schemas.check('example.com', 'Widget', 'v2', {}), undefined, 'no schema for an unknown version');
 });
+
+t.test('ratcheting: an update may keep a value the schema refuses, not introduce one', async (t) => {
+  const api = await FakeKubeApiServer.start();
+  t.teardown(() => api.close());
+  // Stored before the schema got stricter (put() bypasses the checks).
+  api.put(se({ hosts: ['a.example'], resolution: 'dns' }));
+  const status = await call(api, 'PUT', `${SE}/a/status`, {
+    ...se({ hosts: ['a.example'], resolution: 'dns' }),
+    status: { observedGeneration: 1 },
+  });
+  t.equal(status.status, 200, 'a status write is not refused for the stored spec');
+  const same = await call(
+    api,
+    'PUT',
+    `${SE}/a`,
+    se({ hosts: ['a.example', 'b.example'], resolution: 'dns' }),
+  );
+  t.equal(same.status, 200, 'an unchanged bad value is tolerated');
+  const worse = await call(
+    api,
+    'PUT',
+    `${SE}/a`,
+    se({ hosts: ['a.example'], resolution: 'dns', location: 'x' }),
+  );
+  t.equal(worse.status, 422);
+  t.match(worse.json.message, 'spec.location: Unsupported value: "x"');
+});

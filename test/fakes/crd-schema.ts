@@ -80,8 +80,19 @@ export class CrdSchemas {
     return this.byVersion.has(`${group}/${kind}/${version}`);
   }
 
-  /** Prunes and validates `object` (not changed) against its version's schema. */
-  check(group: string, kind: string, version: string, object: JsonRecord): SchemaCheck | undefined {
+  /**
+   * Prunes and validates `object` (not changed) against its version's schema. With `old` (an
+   * update), a violation at a value the update leaves unchanged is tolerated, as the real server's
+   * validation ratcheting does (CRDValidationRatcheting, on by default since Kubernetes 1.30): a
+   * status write never fails for a spec stored before the schema got stricter.
+   */
+  check(
+    group: string,
+    kind: string,
+    version: string,
+    object: JsonRecord,
+    old?: JsonRecord,
+  ): SchemaCheck | undefined {
     const entry = this.byVersion.get(`${group}/${kind}/${version}`);
     if (entry === undefined) return undefined;
     const pruned = structuredClone(object);
@@ -101,8 +112,14 @@ export class CrdSchemas {
       validate = ajv.compile(toJsonSchema(entry.schema, true));
       compiled.set(entry.key, validate);
     }
-    const causes = validate(pruned) ? [] : causesOf(validate.errors ?? [], pruned);
-    return { object: pruned, unknown, causes };
+    const errors = validate(pruned)
+      ? []
+      : (validate.errors ?? []).filter(
+          (e) =>
+            old === undefined ||
+            JSON.stringify(valueAt(e.instancePath, pruned)) !== JSON.stringify(valueAt(e.instancePath, old)),
+        );
+    return { object: pruned, unknown, causes: causesOf(errors, pruned) };
   }
 }
 

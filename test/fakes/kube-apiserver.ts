@@ -831,7 +831,7 @@ export class FakeKubeApiServer {
           username: user,
           namespaceLabels: this.namespaceLabels(target.namespace),
         },
-        (o) => this.checkSchema(target, o, name),
+        (o) => this.checkSchema(target, o, name, oldObject),
       );
     const warn = warningHeader;
     const contentType = (req.headers['content-type'] ?? '').split(';')[0]?.trim() ?? '';
@@ -1149,9 +1149,9 @@ export class FakeKubeApiServer {
    * declare, and (once the mutating webhooks have run) validated: 422 Invalid with one cause per
    * violation, as the real server answers.
    */
-  private checkSchema(target: Target, obj: JsonRecord, name: string): JsonRecord {
+  private checkSchema(target: Target, obj: JsonRecord, name: string, old?: JsonRecord): JsonRecord {
     const d = target.type.def;
-    const result = this.schemas.check(d.group, d.kind, target.version, obj);
+    const result = this.schemas.check(d.group, d.kind, target.version, obj, old);
     if (result === undefined) return obj;
     if (!this.candidate && result.causes.length > 0) {
       const listed = result.causes.map((c) => `${c.field}: ${c.message}`);
@@ -1314,7 +1314,7 @@ export class FakeKubeApiServer {
       rm.generation = this.nextGeneration(existing, result);
     }
     delete meta(result).resourceVersion;
-    result = this.checkSchema(target, result, name);
+    result = this.checkSchema(target, result, name, existing);
     const key = this.keyOf(target, name);
     if (dryRun) {
       meta(result).resourceVersion = em.resourceVersion;
