@@ -6,6 +6,7 @@ import {
   SERVICE_ANNOTATION,
   SOURCES_ANNOTATION,
 } from '../protocols/shared/envoyfilter.js';
+import { denialMessage } from './findings.js';
 import type { AdmissionRequest, Decision } from './review.js';
 
 /** Kubernetes' own controllers that must always be able to remove objects (namespace deletion, GC). */
@@ -41,10 +42,23 @@ export function guardEnvoyFilter(
       : 'edit the ServiceEntry, VirtualService, DestinationRule, RedisService or RedisDestination it comes from instead';
   const verb = req.operation.toLowerCase();
   const name = req.name !== '' ? req.name : (asString(asRecord(req.object?.metadata)?.name) ?? '');
-  const message =
-    `EnvoyFilter ${shown(req.namespace)}/${shown(name)} is managed by Breeze (label ${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}) ` +
-    `and only Breeze may ${verb} it; ${editInstead}, and Breeze rewrites it`;
-  return { allowed: false, code: 403, reason: 'Forbidden', message };
+  const subject = { kind: 'EnvoyFilter', group: req.group, name };
+  const problems = [
+    {
+      path: `metadata.labels[${MANAGED_BY_LABEL}]`,
+      message:
+        `this EnvoyFilter is managed by Breeze (${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}) and only Breeze may ${verb} it; ` +
+        `${editInstead}, and Breeze rewrites it`,
+    },
+  ];
+  return {
+    allowed: false,
+    code: 403,
+    reason: 'Forbidden',
+    message: denialMessage(subject, problems, 'is forbidden'),
+    problems,
+    subject,
+  };
 }
 
 /** A value from the request as it appears in the message: as is when short, else quoted and cut. */

@@ -1,4 +1,4 @@
-import { MAX_PROBLEMS_LISTED, MAX_WARNINGS } from '../model/limits.js';
+import { MAX_PROBLEMS_LISTED, MAX_WARNINGS, quote } from '../model/limits.js';
 
 /** What a validator found: hard problems (deny) with the field path, and soft ones (warnings). */
 export interface Problem {
@@ -113,6 +113,42 @@ export function formatProblems(problems: readonly Problem[]): string {
   const parts = listed.map((p) => `${p.path}: ${p.message}`);
   if (more > 0) parts.push(moreProblems(more));
   return parts.join('; ');
+}
+
+/** The object a denial is about: its kind, group and name, as Kubernetes' own errors name it. */
+export interface DenialSubject {
+  readonly kind: string;
+  readonly group: string;
+  readonly name: string;
+}
+
+/**
+ * How a denial names its object, the way Kubernetes' own errors do (`ServiceEntry.networking.istio.io
+ * "x"`): kind, group when not core, the name quoted (and cut when long, since it comes from input).
+ */
+export function subjectOf(s: DenialSubject): string {
+  return `${s.kind}${s.group === '' ? '' : `.${s.group}`} ${quote(s.name)}`;
+}
+
+/**
+ * The denial message: `<Kind>.<group> "<name>" is invalid: <path>: <why>` for one problem, else
+ * the same head followed by one `* <path>: <why>` line per problem (as kubectl lists causes), at
+ * most MAX_PROBLEMS_LISTED of them (see listProblems), then `* ... and N more problems`. The API
+ * server prefixes it with `admission webhook "<name>" denied the request: `, and kubectl with
+ * `Error from server: error when creating "<file>": `, so a user sees the file, the webhook, the
+ * object, and every field path with its reason.
+ */
+export function denialMessage(
+  subject: DenialSubject,
+  problems: readonly Problem[],
+  verdict = 'is invalid',
+): string {
+  const { listed, more } = listProblems(problems);
+  const lines = listed.map((p) => `${p.path}: ${p.message}`);
+  if (more > 0) lines.push(moreProblems(more));
+  const head = `${subjectOf(subject)} ${verdict}`;
+  if (lines.length === 1) return `${head}: ${lines[0] ?? ''}`;
+  return `${head}:${lines.map((l) => `\n* ${l}`).join('')}`;
 }
 
 /**

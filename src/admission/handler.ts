@@ -6,6 +6,7 @@ import type { ConfigView } from '../cache/store.js';
 import type { RedisAuthMode } from '../protocols/redis/authmode.js';
 import type { Protocol } from '../model/protocol.js';
 import { BudgetExceeded, CpuBudget } from './budget.js';
+import type { DenialSubject } from './findings.js';
 import { guardEnvoyFilter } from './envoyfilter-guard.js';
 import { mutateServiceEntry } from './mutators/serviceentry.js';
 import {
@@ -145,8 +146,8 @@ interface Decided {
 }
 
 /** A denial naming a bound the request exceeds (never a 500). */
-function tooBig(path: string, message: string): Decided {
-  return { decision: deny([{ path: path === '' ? '(object)' : path, message }]) };
+function tooBig(path: string, message: string, subject: DenialSubject): Decided {
+  return { decision: deny([{ path: path === '' ? '(object)' : path, message }], [], subject) };
 }
 
 function decide(webhook: Webhook, req: AdmissionRequest, deps: AdmissionDeps): Decided {
@@ -160,6 +161,7 @@ function decide(webhook: Webhook, req: AdmissionRequest, deps: AdmissionDeps): D
   const meta = objectRef(source, req.namespace !== '' ? req.namespace : 'default');
   const namespace = req.namespace !== '' ? req.namespace : meta.namespace;
   const name = req.name !== '' ? req.name : meta.name;
+  const subject: DenialSubject = { kind, group: req.group, name };
 
   if (req.operation === 'DELETE' || req.operation === 'CONNECT' || req.object === undefined) {
     // Only a few metadata fields of oldObject are read: a DELETE is never denied for its size.
@@ -181,14 +183,16 @@ function decide(webhook: Webhook, req: AdmissionRequest, deps: AdmissionDeps): D
   const budget = deps.newBudget?.() ?? new CpuBudget();
   try {
     const violation = checkBounds(req.object, DEFAULT_BOUNDS, [], budget);
-    if (violation !== undefined) return tooBig(violation.path, violation.message);
+    if (violation !== undefined) return tooBig(violation.path, violation.message, subject);
     // The stored object is only read for a few fields (the mutator's previous VIP); one beyond
     // the bounds (stored before Breeze was installed) must not block the update that fixes it.
     const oldViolation =
       req.oldObject === undefined ? undefined : checkBounds(req.oldObject, DEFAULT_BOUNDS, [], budget);
     const oldObject = oldViolation === undefined ? req.oldObject : undefined;
     if (webhook === 'mutate')
-      return { decision: mutate(kind, req.object, { namespace, name, req, deps, oldObject, budget }) };
+      return {
+        decision: mutate(kind, req.object, { namespace, name, subject, req, deps, oldObject, budget }),
+      };
     const findings = VALIDATORS[kind](req.object, {
       view: deps.view,
       namespace,
@@ -196,7 +200,8 @@ function decide(webhook: Webhook, req: AdmissionRequest, deps: AdmissionDeps): D
       ...(deps.redisAuthMode === undefined ? {} : { redisAuthMode: deps.redisAuthMode }),
       ...(deps.protocols === undefined ? {} : { protocols: deps.protocols }),
     });
-    if (findings.problems.length > 0) return { decision: deny(findings.problems, findings.warnings) };
+    if (findings.problems.length > 0)
+      return { decision: deny(findings.problems, findings.warnings, subject) };
     const decision = allow(findings.warnings);
     if (req.dryRun || deps.onAdmitted === undefined) return { decision };
     const onAdmitted = deps.onAdmitted;
@@ -204,7 +209,7 @@ function decide(webhook: Webhook, req: AdmissionRequest, deps: AdmissionDeps): D
     return { decision, commit: () => onAdmitted(change) };
   } catch (err) {
     if (err instanceof BudgetExceeded)
-      return { decision: deny([{ path: '(object)', message: err.message }]) };
+      return { decision: deny([{ path: '(object)', message: err.message }], [], subject) };
     throw err;
   }
 }
@@ -219,6 +224,7 @@ function mutate(
   c: {
     namespace: string;
     name: string;
+    subject: DenialSubject;
     req: AdmissionRequest;
     deps: AdmissionDeps;
     oldObject: JsonRecord | undefined;
@@ -234,6 +240,6 @@ function mutate(
     dryRun: c.req.dryRun,
     budget: c.budget,
   });
-  if (!result.ok) return deny([{ path: result.path, message: result.message }]);
+  if (!result.ok) return deny([{ path: result.path, message: result.message }], [], c.subject);
   return allow([], result.patch);
 }

@@ -1,8 +1,15 @@
 import { BreezeError } from '../errors.js';
 import { asRecord, asString, isRecord, type JsonRecord } from '../model/json.js';
 import { quote } from '../model/limits.js';
-import type { Problem } from './findings.js';
-import { boundWarnings, formatProblems, listProblems, moreProblems, show } from './findings.js';
+import type { DenialSubject, Problem } from './findings.js';
+import {
+  boundWarnings,
+  denialMessage,
+  formatProblems,
+  listProblems,
+  moreProblems,
+  show,
+} from './findings.js';
 
 export const REVIEW_VERSIONS = ['admission.k8s.io/v1', 'admission.k8s.io/v1beta1'] as const;
 export type ReviewVersion = (typeof REVIEW_VERSIONS)[number];
@@ -122,6 +129,8 @@ export interface Decision {
   readonly reason?: string;
   readonly message?: string;
   readonly problems?: readonly Problem[];
+  /** The object denied: named in the message and in `status.details` (kind, group, name). */
+  readonly subject?: DenialSubject;
   readonly warnings?: readonly string[];
   readonly patch?: readonly JsonPatchOp[];
 }
@@ -130,15 +139,46 @@ export function allow(warnings: readonly string[] = [], patch: readonly JsonPatc
   return { allowed: true, code: 200, warnings, patch };
 }
 
-export function deny(problems: readonly Problem[], warnings: readonly string[] = []): Decision {
+/**
+ * A denial of an object for the problems found. With a subject (every denial Breeze sends), the
+ * status is code 422 with no reason, a message naming the object, every field path and why (see
+ * denialMessage), and details with kind, group, name and one cause per problem. The reason is
+ * left out on purpose: kubectl prints a status of reason Invalid that has details as
+ * `The <Kind> "<name>" is invalid:` and its causes only, dropping the message, and with it the
+ * API server's `admission webhook "<name>" denied the request`: the user would not learn that
+ * Breeze refused it. Without a reason kubectl prints the whole message (test/kubectl/ holds the
+ * exact text a real kubectl prints). Without a subject: reason Invalid, problems joined by `; `.
+ */
+export function deny(
+  problems: readonly Problem[],
+  warnings: readonly string[] = [],
+  subject?: DenialSubject,
+): Decision {
+  if (subject === undefined)
+    return {
+      allowed: false,
+      code: 422,
+      reason: 'Invalid',
+      message: formatProblems(problems),
+      problems,
+      warnings,
+    };
   return {
     allowed: false,
     code: 422,
-    reason: 'Invalid',
-    message: formatProblems(problems),
+    message: denialMessage(subject, problems),
     problems,
+    subject,
     warnings,
   };
+}
+
+/** Longest name, group or kind carried in `status.details` (Kubernetes names are at most 253). */
+const MAX_DETAILS_FIELD_LENGTH = 253;
+
+function detailsOf(s: DenialSubject): JsonRecord {
+  const cutField = (v: string): string => v.slice(0, MAX_DETAILS_FIELD_LENGTH);
+  return { name: cutField(s.name), group: cutField(s.group), kind: cutField(s.kind) };
 }
 
 /** Longest `status.message` of an answer (a denial lists its problems within this). */
@@ -165,13 +205,16 @@ export function encodeReview(apiVersion: ReviewVersion, uid: string, d: Decision
     if (d.reason !== undefined) status.reason = d.reason;
     if (d.problems !== undefined && d.problems.length > 0) {
       const { listed, more } = listProblems(d.problems);
+      // metav1.StatusCause carries its type under the JSON key `reason` (a `type` key is dropped).
       const causes: JsonRecord[] = listed.map((p) => ({
-        type: 'FieldValueInvalid',
+        reason: 'FieldValueInvalid',
         field: p.path,
         message: p.message,
       }));
-      if (more > 0) causes.push({ type: 'FieldValueInvalid', field: '', message: moreProblems(more) });
-      status.details = { causes };
+      if (more > 0) causes.push({ reason: 'FieldValueInvalid', field: '', message: moreProblems(more) });
+      status.details = d.subject === undefined ? { causes } : { ...detailsOf(d.subject), causes };
+    } else if (d.subject !== undefined) {
+      status.details = detailsOf(d.subject);
     }
     response.status = status;
   }

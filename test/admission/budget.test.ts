@@ -69,12 +69,14 @@ t.test('a spent budget is a 422 denial naming the budget, nothing recorded', asy
       status: {
         status: 'Failure',
         code: 422,
-        message: `(object): the object is too costly to check: Breeze stops after ${REQUEST_CPU_BUDGET_MS} ms of work on one request`,
-        reason: 'Invalid',
+        message: `VirtualService.networking.istio.io "demo" is invalid: (object): the object is too costly to check: Breeze stops after ${REQUEST_CPU_BUDGET_MS} ms of work on one request`,
         details: {
+          name: 'demo',
+          group: 'networking.istio.io',
+          kind: 'VirtualService',
           causes: [
             {
-              type: 'FieldValueInvalid',
+              reason: 'FieldValueInvalid',
               field: '(object)',
               message: `the object is too costly to check: Breeze stops after ${REQUEST_CPU_BUDGET_MS} ms of work on one request`,
             },

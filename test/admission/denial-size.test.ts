@@ -52,15 +52,18 @@ t.test('60,000 bad ports: 50 problems listed, the rest counted, answer under 64 
     ...Array.from({ length: MAX_PROBLEMS_LISTED }, (_, i) => port(i)),
     '... and 59950 more problems',
   ];
-  t.equal(status.message, expected.join('; '));
+  t.equal(
+    status.message,
+    `ServiceEntry.networking.istio.io "many" is invalid:${expected.map((l) => `\n* ${l}`).join('')}`,
+  );
   t.equal(status.details.causes.length, MAX_PROBLEMS_LISTED + 1);
   t.same(status.details.causes[0], {
-    type: 'FieldValueInvalid',
+    reason: 'FieldValueInvalid',
     field: 'spec.ports[0].number',
     message: 'must be an integer from 1 to 65535, got 0',
   });
   t.same(status.details.causes[MAX_PROBLEMS_LISTED], {
-    type: 'FieldValueInvalid',
+    reason: 'FieldValueInvalid',
     field: '',
     message: '... and 59950 more problems',
   });

@@ -50,7 +50,9 @@ for (const dir of readdirSync(root).sort()) {
         } else {
           t.equal(body.response.status.code, fx.expect.code ?? 422, 'status.code');
           t.equal(body.response.status.message, fx.expect.message, 'message');
-          if ((fx.expect.code ?? 422) === 422) t.equal(body.response.status.reason, 'Invalid');
+          if ((fx.expect.code ?? 422) === 422) t.equal(body.response.status.reason, undefined, 'no reason');
+          if (fx.expect.code !== 400)
+            t.equal(body.response.status.details?.name, (fx.review.request as any).name, 'details.name');
         }
         t.same(body.response.warnings ?? [], fx.expect.warnings ?? [], 'warnings');
         for (const w of body.response.warnings ?? []) t.ok(w.length <= 120, `warning within 120 chars: ${w}`);

@@ -232,7 +232,24 @@ t.test('__proto__ and constructor.prototype keys: the EnvoyFilter guard still de
     response: {
       uid: fx.review.request.uid,
       allowed: false,
-      status: { status: 'Failure', code: 403, message: fx.expect.message, reason: 'Forbidden' },
+      status: {
+        status: 'Failure',
+        code: 403,
+        message: fx.expect.message,
+        reason: 'Forbidden',
+        details: {
+          name: fx.review.request.name,
+          group: 'networking.istio.io',
+          kind: 'EnvoyFilter',
+          causes: [
+            {
+              reason: 'FieldValueInvalid',
+              field: 'metadata.labels[app.kubernetes.io/managed-by]',
+              message: String(fx.expect.message).split('managed-by]: ')[1],
+            },
+          ],
+        },
+      },
     },
   });
   t.equal(({} as { polluted?: boolean }).polluted, undefined, 'no prototype was touched');
@@ -274,3 +291,52 @@ t.test('state changes only after the answer is complete: failing requests record
   t.equal(r2.httpStatus, 500);
   t.match(r2.body, { response: { uid: 'u-1', allowed: false, status: { code: 500 } } });
 });
+
+t.test(
+  'a denial names the object like Kubernetes does: one line for one problem, a list for several',
+  async (t) => {
+    const { deps: d } = deps();
+    const one = seReview({ resolution: 'NONE' }) as any;
+    one.request.object.spec.ports[0].name = 'tcp-dubbo';
+    one.request.object.metadata.annotations = { interface: 'org.example.Demo' };
+    one.request.object.spec.addresses = ['10.0.0.1'];
+    one.request.object.spec.ports.push({ number: 0, name: 'tcp-dubbo-2' });
+    const several = structuredClone(one);
+    several.request.object.spec.ports.push({ number: 70000, name: 'tcp-dubbo-3' });
+    const status = (review: unknown) => (admit('validate', review, d).body.response as any).status;
+    const s1 = status(one);
+    t.equal(
+      s1.message,
+      'ServiceEntry.networking.istio.io "thrift-hello" is invalid: spec.ports[1].number: must be an integer from 1 to 65535, got 0',
+    );
+    t.equal(s1.code, 422);
+    t.equal(s1.reason, undefined, 'no reason: kubectl then prints the whole message, webhook name included');
+    t.same(s1.details, {
+      name: 'thrift-hello',
+      group: 'networking.istio.io',
+      kind: 'ServiceEntry',
+      causes: [
+        {
+          reason: 'FieldValueInvalid',
+          field: 'spec.ports[1].number',
+          message: 'must be an integer from 1 to 65535, got 0',
+        },
+      ],
+    });
+    t.equal(
+      status(several).message,
+      'ServiceEntry.networking.istio.io "thrift-hello" is invalid:\n' +
+        '* spec.ports[1].number: must be an integer from 1 to 65535, got 0\n' +
+        '* spec.ports[2].number: must be an integer from 1 to 65535, got 70000',
+    );
+    // A hostile name is quoted and cut in the message, cut to 253 characters in the details.
+    const long = structuredClone(one);
+    long.request.name = 'n'.repeat(5000);
+    const s3 = status(long);
+    t.match(
+      s3.message,
+      /^ServiceEntry\.networking\.istio\.io "n{100}"\.\.\. \(5000 characters\) is invalid: /,
+    );
+    t.equal(s3.details.name, 'n'.repeat(253));
+  },
+);

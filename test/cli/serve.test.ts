@@ -82,7 +82,7 @@ t.test('breeze serve (local mode) end to end', async (t) => {
   t.equal(denied.json.response.status.code, 422);
   t.match(
     denied.json.response.status.message,
-    /^spec\.ports\[1\]: port "tcp-dubbo" needs the annotation "interface"/,
+    /^ServiceEntry\.networking\.istio\.io "[^"]+" is invalid:(\n\* | )spec\.ports\[1\]: port "tcp-dubbo" needs the annotation "interface"/,
   );
 
   const valid = readFileSync(join(repo, 'examples/reviews/serviceentry-valid.json'), 'utf8');

@@ -261,7 +261,7 @@ t.test('apply, update, dry run, refused and unpersisted changes, delete: the who
     t.equal(r.code, 422, "the validator's own code (Invalid) is passed on");
     t.equal(
       r.message,
-      'admission webhook "validate.breeze.io" denied the request: spec.http[1].route: the weights of its 2 destinations total 0, so no destination gets traffic; give at least one a positive weight',
+      'admission webhook "validate.breeze.io" denied the request: VirtualService.networking.istio.io "bad-weights" is invalid: spec.http[1].route: the weights of its 2 destinations total 0, so no destination gets traffic; give at least one a positive weight',
     );
     t.equal(api.get('networking.istio.io/v1', 'VirtualService', 'dubbo', 'bad-weights'), undefined);
     t.equal(api.list('networking.istio.io/v1', 'VirtualService').length, before, 'nothing persisted');

@@ -161,19 +161,38 @@ t.test('mutate first, then validate the patched object; warnings pass through', 
   t.equal(api.requests.at(-1)?.user, 'alice', 'the requesting user is recorded');
 });
 
-t.test('denials: the message names the webhook, codes below 400 become 400', async (t) => {
-  const { api, wh, at } = await setup(t);
-  api.put(configuration('Validating', 'v', [hook('v.example', at('/validate'))]));
-  wh.answers.set('/validate', () => ({ allowed: false, status: { code: 200, message: 'no' } }));
-  let r = await call(api, 'POST', SE_PATH, se('a'));
-  t.equal(r.status, 400);
-  t.equal(r.json.message, 'admission webhook "v.example" denied the request: no');
-  wh.answers.set('/validate', () => ({ allowed: false, status: { code: 422, reason: 'Invalid' } }));
-  r = await call(api, 'POST', SE_PATH, se('a'));
-  t.equal(r.status, 422);
-  t.equal(r.json.message, 'admission webhook "v.example" denied the request without explanation');
-  t.equal(api.list('networking.istio.io/v1', 'ServiceEntry').length, 0, 'nothing persisted');
-});
+t.test(
+  'denials as ToStatusErr makes them: the message names the webhook, codes below 400 become 400, reason, details and warnings kept',
+  async (t) => {
+    const { api, wh, at } = await setup(t);
+    api.put(configuration('Validating', 'v', [hook('v.example', at('/validate'))]));
+    wh.answers.set('/validate', () => ({ allowed: false, status: { code: 200, message: 'no' } }));
+    let r = await call(api, 'POST', SE_PATH, se('a'));
+    t.equal(r.status, 400);
+    t.equal(r.json.message, 'admission webhook "v.example" denied the request: no');
+    wh.answers.set('/validate', () => ({ allowed: false, status: { code: 422, reason: 'Invalid' } }));
+    r = await call(api, 'POST', SE_PATH, se('a'));
+    t.equal(r.status, 422);
+    t.equal(r.json.message, 'admission webhook "v.example" denied the request: Invalid');
+    t.equal(r.json.reason, 'Invalid');
+    wh.answers.set('/validate', () => ({ allowed: false, status: {} }));
+    r = await call(api, 'POST', SE_PATH, se('a'));
+    t.equal(r.status, 400);
+    t.equal(r.json.message, 'admission webhook "v.example" denied the request without explanation');
+    t.notOk('reason' in r.json, 'an empty reason is left out, as the real server encodes it');
+    const details = { name: 'a', kind: 'ServiceEntry', causes: [{ field: 'spec.hosts', message: 'bad' }] };
+    wh.answers.set('/validate', () => ({
+      allowed: false,
+      status: { code: 422, message: 'bad', details },
+      warnings: ['careful'],
+    }));
+    r = await call(api, 'POST', SE_PATH, se('a'));
+    t.equal(r.status, 422);
+    t.same(r.json.details, details, 'details kept');
+    t.equal(r.warning, '299 - "careful"', "the denying webhook's warnings are sent as headers");
+    t.equal(api.list('networking.istio.io/v1', 'ServiceEntry').length, 0, 'nothing persisted');
+  },
+);
 
 t.test('failurePolicy: Fail refuses when the webhook cannot be called, Ignore lets it through', async (t) => {
   const { api } = await setup(t);
@@ -263,4 +282,67 @@ t.test('matchPolicy Equivalent converts; UPDATE and DELETE carry the old object'
   t.equal(deletion.operation, 'DELETE');
   t.equal(deletion.object, null);
   t.same(deletion.oldObject.spec.hosts, ['b.example']);
+});
+
+t.test("a mutation Istio's schema rejects fails the write: 422 Invalid, nothing stored", async (t) => {
+  const { api, wh, at } = await setup(t);
+  const patchWith = (ops: Json[]) => () => ({
+    allowed: true,
+    patchType: 'JSONPatch',
+    patch: Buffer.from(JSON.stringify(ops)).toString('base64'),
+  });
+  wh.answers.set('/mutate', patchWith([{ op: 'add', path: '/spec/resolution', value: 'BOGUS' }]));
+  api.put(configuration('Validating', 'v', [hook('v.example', at('/validate'))]));
+  api.put(configuration('Mutating', 'm', [hook('m.example', at('/mutate'))]));
+  const r = await call(api, 'POST', SE_PATH, se('a'));
+  t.equal(r.status, 422);
+  t.same(r.json, {
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message:
+      'ServiceEntry.networking.istio.io "a" is invalid: spec.resolution: Unsupported value: "BOGUS": supported values: "NONE", "STATIC", "DNS", "DNS_ROUND_ROBIN"',
+    reason: 'Invalid',
+    details: {
+      name: 'a',
+      group: 'networking.istio.io',
+      kind: 'ServiceEntry',
+      causes: [
+        {
+          reason: 'FieldValueNotSupported',
+          message: 'Unsupported value: "BOGUS": supported values: "NONE", "STATIC", "DNS", "DNS_ROUND_ROBIN"',
+          field: 'spec.resolution',
+        },
+      ],
+    },
+    code: 422,
+  });
+  t.same(
+    wh.reviews.map((r) => r.path),
+    ['/mutate'],
+    'the schema is checked after the mutating webhooks, before the validating ones',
+  );
+  t.equal(api.list('networking.istio.io/v1', 'ServiceEntry').length, 0, 'nothing persisted');
+
+  // A mutation that turns an invalid object valid is fine: the input is only pruned before.
+  wh.answers.set('/mutate', patchWith([{ op: 'replace', path: '/spec/ports/0/number', value: 80 }]));
+  const fixed = se('b');
+  fixed.spec.ports = [{ number: 'eighty', name: 'http' }];
+  const ok = await call(api, 'POST', SE_PATH, fixed);
+  t.equal(ok.status, 201);
+  t.same(ok.json.spec.ports, [{ number: 80, name: 'http' }]);
+
+  // An update whose mutation breaks the schema fails the same way and leaves the stored object.
+  wh.answers.set('/mutate', patchWith([{ op: 'add', path: '/spec/hosts/0', value: 7 }]));
+  const upd = await call(api, 'PUT', `${SE_PATH}/b`, {
+    ...ok.json,
+    spec: { ...ok.json.spec, location: 'MESH_INTERNAL' },
+  });
+  t.equal(upd.status, 422);
+  t.equal(
+    upd.json.message,
+    'ServiceEntry.networking.istio.io "b" is invalid: spec.hosts[0]: Invalid value: "integer": spec.hosts[0] in body must be of type string: "integer"',
+  );
+  t.equal((api.get('networking.istio.io/v1', 'ServiceEntry', 'apps', 'b') as Json).spec.location, undefined);
 });

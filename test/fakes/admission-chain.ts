@@ -13,8 +13,9 @@
 //   caBundle verifies the serving certificate; ?timeout=<timeoutSeconds>s; failurePolicy Fail/Ignore;
 // - sideEffects: on a dryRun request a webhook whose sideEffects is not None/NoneOnDryRun makes the
 //   request fail (400), as on the real server; request.dryRun is set;
-// - a denial becomes `admission webhook "<name>" denied the request: <message>` with the
-//   response's code (400 when absent or below 400); warnings are passed back as Warning headers.
+// - a denial becomes the webhook's status as ToStatusErr makes it: `admission webhook "<name>"
+//   denied the request: <message>`, the response's code (400 when absent or below 400), its reason
+//   and details kept; warnings are passed back as Warning headers.
 // Simplifications: matchConditions support only `request.userInfo.username == / != '<literal>'`
 // (anything else throws, so a test notices); no reinvocation; v1 reviews only.
 import { randomUUID } from 'node:crypto';
@@ -48,15 +49,40 @@ export interface AdmissionAttributes {
   readonly namespaceLabels: Readonly<Record<string, string>>;
 }
 
-/** Why a write was refused; the fake turns it into a Status response. */
+/** Why a write was refused; the fake turns it into a Status response (with `details` when set). */
 export class AdmissionRejection extends Error {
   constructor(
     readonly status: number,
     readonly reason: string,
     message: string,
+    readonly details?: JsonRecord,
   ) {
     super(message);
   }
+
+  /** Warnings the webhooks sent before the refusal (the real server returns them as headers too). */
+  warnings: string[] = [];
+}
+
+/**
+ * A webhook's denial as the API server returns it (k8s.io/apiserver
+ * pkg/admission/plugin/webhook/errors ToStatusErr): the webhook's status, with a code below 400
+ * made 400, the reason and details kept, and the message prefixed with
+ * `admission webhook "<name>" denied the request: ` (or ending `denied the request: <reason>`,
+ * or `denied the request without explanation`, when the webhook sent no message).
+ */
+export function toStatusErr(webhook: string, status: ReviewResponse['status']): AdmissionRejection {
+  const deniedBy = `admission webhook ${JSON.stringify(webhook)} denied the request`;
+  const code = typeof status?.code === 'number' && status.code >= 400 ? status.code : 400;
+  const reason = typeof status?.reason === 'string' ? status.reason : '';
+  const message = typeof status?.message === 'string' ? status.message : '';
+  const text =
+    message !== ''
+      ? `${deniedBy}: ${message}`
+      : reason !== ''
+        ? `${deniedBy}: ${reason}`
+        : `${deniedBy} without explanation`;
+  return new AdmissionRejection(code, reason, text, isRecord(status?.details) ? status.details : undefined);
 }
 
 /** One call made, for tests that check what reached which webhook. */
@@ -150,7 +176,7 @@ function withVersion(obj: JsonRecord | undefined, group: string, version: string
 
 interface ReviewResponse {
   readonly allowed?: boolean;
-  readonly status?: { code?: number; message?: string; reason?: string };
+  readonly status?: { code?: number; message?: string; reason?: string; details?: unknown };
   readonly patch?: string;
   readonly patchType?: string;
   readonly warnings?: string[];
@@ -168,11 +194,13 @@ export class AdmissionChain {
 
   /**
    * Runs the webhooks of `configurations` that match; returns the object to persist (mutated) and
-   * the warnings, or throws AdmissionRejection.
+   * the warnings, or throws AdmissionRejection. `afterMutation` runs between the mutating and the
+   * validating webhooks (the fake's schema check: it may throw, or return the pruned object).
    */
   async admit(
     configurations: { mutating: readonly JsonRecord[]; validating: readonly JsonRecord[] },
     a: AdmissionAttributes,
+    afterMutation?: (object: JsonRecord) => JsonRecord,
   ): Promise<{ object: JsonRecord | undefined; warnings: string[] }> {
     const warnings: string[] = [];
     const hooks = (list: readonly JsonRecord[], mutating: boolean): Webhook[] =>
@@ -183,7 +211,23 @@ export class AdmissionChain {
             .filter(isRecord)
             .map((spec) => ({ configuration: nameOf(c), mutating, spec })),
         );
-    let object = a.object;
+    try {
+      return await this.run(hooks, configurations, a, a.object, warnings, afterMutation);
+    } catch (err) {
+      if (err instanceof AdmissionRejection) err.warnings = [...warnings, ...err.warnings];
+      throw err;
+    }
+  }
+
+  private async run(
+    hooks: (list: readonly JsonRecord[], mutating: boolean) => Webhook[],
+    configurations: { mutating: readonly JsonRecord[]; validating: readonly JsonRecord[] },
+    a: AdmissionAttributes,
+    start: JsonRecord | undefined,
+    warnings: string[],
+    afterMutation: ((object: JsonRecord) => JsonRecord) | undefined,
+  ): Promise<{ object: JsonRecord | undefined; warnings: string[] }> {
+    let object = start;
     for (const hook of hooks(configurations.mutating, true)) {
       const response = await this.call(hook, { ...a, object });
       if (response === undefined) continue;
@@ -199,6 +243,8 @@ export class AdmissionChain {
         object = fastJsonPatch.applyPatch(structuredClone(object), ops, true, false).newDocument;
       }
     }
+    // The API server validates the object against its schema here, between the two phases.
+    if (afterMutation !== undefined && object !== undefined) object = afterMutation(object);
     for (const hook of hooks(configurations.validating, false)) {
       const response = await this.call(hook, { ...a, object });
       if (response !== undefined) warnings.push(...(response.warnings ?? []));
@@ -275,15 +321,9 @@ export class AdmissionChain {
     }
     if (!response.allowed) {
       record('denied', false);
-      const code = response.status?.code ?? 0;
-      const message = response.status?.message ?? '';
-      throw new AdmissionRejection(
-        code < 400 ? 400 : code,
-        response.status?.reason ?? '',
-        message === ''
-          ? `admission webhook "${name}" denied the request without explanation`
-          : `admission webhook "${name}" denied the request: ${message}`,
-      );
+      const rejection = toStatusErr(name, response.status);
+      rejection.warnings = [...(response.warnings ?? [])];
+      throw rejection;
     }
     record(response.patch === undefined ? 'allowed' : 'patched', true);
     return response;

@@ -33,7 +33,9 @@ import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import fastJsonPatch, { type Operation } from 'fast-json-patch';
 import { parse as parseYaml } from 'yaml';
+import { readFileSync } from 'node:fs';
 import { AdmissionChain, AdmissionRejection, type AdmissionOperation } from './admission-chain.js';
+import { CrdSchemas } from './crd-schema.js';
 import {
   matchesFields,
   matchesLabels,
@@ -174,6 +176,12 @@ export interface RequestRecord {
 
 export interface FakeKubeApiServerOptions {
   readonly resources?: readonly ResourceDef[];
+  /**
+   * CustomResourceDefinition YAML texts whose schemas every written object of their kinds must
+   * pass (see crd-schema.ts). Default: Istio 1.24.6's networking CRDs (test/fixtures/crds/, as
+   * Istio ships them) and Breeze's own (charts/breeze/crds/). `[]`: no schema checks.
+   */
+  readonly crds?: readonly string[];
   /** Period of BOOKMARK events on watches that allow them; default 1000 ms. */
   readonly bookmarkIntervalMs?: number;
 }
@@ -228,14 +236,25 @@ class HttpError extends Error {
     readonly status: number,
     readonly reason: string,
     message: string,
+    readonly details?: JsonRecord,
   ) {
     super(message);
   }
 }
 
 /** A `kind: Status` failure body as the API server sends it. */
-export function statusBody(code: number, reason: string, message: string): JsonRecord {
-  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code };
+export function statusBody(code: number, reason: string, message: string, details?: JsonRecord): JsonRecord {
+  // As the real server encodes it: an empty reason is left out (omitempty).
+  return {
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message,
+    ...(reason === '' ? {} : { reason }),
+    ...(details === undefined ? {} : { details }),
+    code,
+  };
 }
 
 const REASONS: Record<number, string> = {
@@ -345,10 +364,15 @@ export class FakeKubeApiServer {
   private rv = 1;
   private floor = 0;
   private readonly server: Server;
+  /** The schemas written objects are pruned by and checked against. */
+  readonly schemas = new CrdSchemas();
+  /** True while the would-be object of an admitted write is computed: pruned, not yet validated. */
+  private candidate = false;
 
   private constructor(opts: FakeKubeApiServerOptions) {
     this.bookmarkIntervalMs = opts.bookmarkIntervalMs ?? 1000;
     for (const def of opts.resources ?? DEFAULT_RESOURCES) this.register(def);
+    for (const text of opts.crds ?? defaultCrds()) this.schemas.load(text);
     this.server = createServer((req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         this.send(res, 500, statusBody(500, 'InternalError', String(err)));
@@ -607,6 +631,12 @@ export class FakeKubeApiServer {
   ): void {
     if (res.headersSent || res.destroyed) return;
     const text = JSON.stringify(body);
+    const earlier = res.getHeader('Warning');
+    if (typeof earlier === 'string' && earlier !== '')
+      headers = {
+        ...headers,
+        Warning: headers.Warning === undefined ? earlier : `${earlier}, ${headers.Warning}`,
+      };
     res.writeHead(status, { 'Content-Type': 'application/json', ...headers });
     res.end(text);
   }
@@ -672,12 +702,24 @@ export class FakeKubeApiServer {
       }
       const target = this.resolve(url.pathname);
       const body = ['POST', 'PUT', 'PATCH', 'DELETE'].includes(method) ? await readBody(req) : '';
+      const contentType = (req.headers['content-type'] ?? '').split(';')[0]?.trim() ?? '';
+      if (method === 'POST' || method === 'PUT' || method === 'PATCH') {
+        const unknown = this.fieldValidation(target, method, contentType, body, url.searchParams);
+        if (unknown.length > 0) res.setHeader('Warning', warningHeader(unknown).Warning ?? '');
+      }
       if (method !== 'GET' && this.admits(target))
         await this.routeAdmitted(method, target, url.searchParams, req, res, body, record.user);
       else await this.route(method, target, url.searchParams, req, res, body);
     } catch (err) {
-      if (err instanceof HttpError || err instanceof AdmissionRejection)
-        this.send(res, err.status, statusBody(err.status, err.reason, err.message));
+      if (err instanceof AdmissionRejection)
+        this.send(
+          res,
+          err.status,
+          statusBody(err.status, err.reason, err.message, err.details),
+          warningHeader(err.warnings),
+        );
+      else if (err instanceof HttpError)
+        this.send(res, err.status, statusBody(err.status, err.reason, err.message, err.details));
       else if (err instanceof SelectorError) this.send(res, 400, statusBody(400, 'BadRequest', err.message));
       else throw err;
     }
@@ -770,25 +812,28 @@ export class FakeKubeApiServer {
       object: JsonRecord | undefined,
       oldObject: JsonRecord | undefined,
     ) =>
-      this.admission.admit(configurations, {
-        group: d.group,
-        version: target.version,
-        resource: d.resource,
-        kind: d.kind,
-        namespaced: d.namespaced,
-        servedVersions: this.servedVersions(d.group).filter((v) => d.versions.includes(v)),
-        subresource: target.subresource,
-        namespace: target.namespace,
-        name,
-        operation,
-        object,
-        oldObject,
-        dryRun,
-        username: user,
-        namespaceLabels: this.namespaceLabels(target.namespace),
-      });
-    const warn = (warnings: readonly string[]): Record<string, string> =>
-      warnings.length === 0 ? {} : { Warning: warnings.map((w) => `299 - ${JSON.stringify(w)}`).join(', ') };
+      this.admission.admit(
+        configurations,
+        {
+          group: d.group,
+          version: target.version,
+          resource: d.resource,
+          kind: d.kind,
+          namespaced: d.namespaced,
+          servedVersions: this.servedVersions(d.group).filter((v) => d.versions.includes(v)),
+          subresource: target.subresource,
+          namespace: target.namespace,
+          name,
+          operation,
+          object,
+          oldObject,
+          dryRun,
+          username: user,
+          namespaceLabels: this.namespaceLabels(target.namespace),
+        },
+        (o) => this.checkSchema(target, o, name, oldObject),
+      );
+    const warn = warningHeader;
     const contentType = (req.headers['content-type'] ?? '').split(';')[0]?.trim() ?? '';
     const key = target.name === undefined ? undefined : this.keyOf(target, target.name);
     const creates =
@@ -798,10 +843,11 @@ export class FakeKubeApiServer {
         key !== undefined &&
         !target.type.objects.has(key));
     if (creates) {
-      const candidate =
+      const candidate = this.asCandidate(() =>
         method === 'POST'
           ? this.create(target, parseJson(body), true)
-          : this.patch(target, contentType, body, query, true).object;
+          : this.patch(target, contentType, body, query, true).object,
+      );
       const name = str(meta(candidate).name) ?? '';
       const { object, warnings } = await admit('CREATE', name, candidate, undefined);
       const created = this.create(target, object ?? candidate, dryRun);
@@ -816,10 +862,11 @@ export class FakeKubeApiServer {
     if (method !== 'PUT' && method !== 'PATCH') return this.route(method, target, query, req, res, body);
     for (let attempt = 0; ; attempt++) {
       const before = this.existing(target);
-      const candidate =
+      const candidate = this.asCandidate(() =>
         method === 'PUT'
           ? this.update(target, parseJson(body), true)
-          : this.patch(target, contentType, body, query, true).object;
+          : this.patch(target, contentType, body, query, true).object,
+      );
       const oldObject = this.view(target.type, before, target.version);
       const { object, warnings } = await admit('UPDATE', target.name, candidate, oldObject);
       const current = this.existing(target);
@@ -1087,6 +1134,69 @@ export class FakeKubeApiServer {
 
   // ---- writes over HTTP ----------------------------------------------------------------------
 
+  /** Runs `compute` (synchronous) as the computation of an admitted write's would-be object. */
+  private asCandidate<T>(compute: () => T): T {
+    this.candidate = true;
+    try {
+      return compute();
+    } finally {
+      this.candidate = false;
+    }
+  }
+
+  /**
+   * The object as the real server stores it: pruned of what its version's CRD schema does not
+   * declare, and (once the mutating webhooks have run) validated: 422 Invalid with one cause per
+   * violation, as the real server answers.
+   */
+  private checkSchema(target: Target, obj: JsonRecord, name: string, old?: JsonRecord): JsonRecord {
+    const d = target.type.def;
+    const result = this.schemas.check(d.group, d.kind, target.version, obj, old);
+    if (result === undefined) return obj;
+    if (!this.candidate && result.causes.length > 0) {
+      const listed = result.causes.map((c) => `${c.field}: ${c.message}`);
+      const all = listed.length === 1 ? (listed[0] ?? '') : `[${listed.join(', ')}]`;
+      throw new HttpError(422, 'Invalid', `${d.kind}.${d.group} ${JSON.stringify(name)} is invalid: ${all}`, {
+        name,
+        group: d.group,
+        kind: d.kind,
+        causes: result.causes,
+      });
+    }
+    return result.object;
+  }
+
+  /**
+   * Unknown fields of a write's body, as the real server's field validation treats them: Strict
+   * refuses the request (400), Warn (the default) answers with a warning each, Ignore says nothing.
+   */
+  private fieldValidation(
+    target: Target,
+    method: string,
+    contentType: string,
+    body: string,
+    query: URLSearchParams,
+  ): string[] {
+    const d = target.type.def;
+    const mode = query.get('fieldValidation') ?? 'Warn';
+    if (mode === 'Ignore' || target.subresource !== undefined) return [];
+    const jsonBody = method === 'POST' || method === 'PUT' || contentType === 'application/merge-patch+json';
+    if (!jsonBody && contentType !== 'application/apply-patch+yaml') return [];
+    let parsed: unknown;
+    try {
+      parsed = jsonBody ? JSON.parse(body) : parseYaml(body);
+    } catch {
+      return []; // the write itself answers 400
+    }
+    if (!isRecord(parsed)) return [];
+    const unknown = this.schemas.check(d.group, d.kind, target.version, parsed)?.unknown ?? [];
+    if (unknown.length === 0) return [];
+    const fields = unknown.map((u) => `unknown field ${JSON.stringify(u)}`);
+    if (mode === 'Strict')
+      throw new HttpError(400, 'BadRequest', `strict decoding error: ${fields.join(', ')}`);
+    return fields;
+  }
+
   private keyOf(target: Target, name: string): string {
     return objectKey(target.type.def.namespaced ? (target.namespace ?? '') : '', name);
   }
@@ -1167,8 +1277,9 @@ export class FakeKubeApiServer {
     m.creationTimestamp = timestamp();
     m.generation = 1;
     if (target.type.def.status === true) delete obj.status;
-    if (dryRun) return this.view(target.type, obj, target.version);
-    return this.view(target.type, this.commit(target.type, key, obj, false), target.version);
+    const checked = this.checkSchema(target, obj, name);
+    if (dryRun) return this.view(target.type, checked, target.version);
+    return this.view(target.type, this.commit(target.type, key, checked, false), target.version);
   }
 
   /** Replaces an existing object with `next` (already merged for patches); the shared write path. */
@@ -1203,6 +1314,7 @@ export class FakeKubeApiServer {
       rm.generation = this.nextGeneration(existing, result);
     }
     delete meta(result).resourceVersion;
+    result = this.checkSchema(target, result, name, existing);
     const key = this.keyOf(target, name);
     if (dryRun) {
       meta(result).resourceVersion = em.resourceVersion;
@@ -1352,6 +1464,25 @@ export class FakeKubeApiServer {
     if (!dryRun) this.applied.set(appliedKey, structuredClone(config));
     return { status: 200, object };
   }
+}
+
+let crdTexts: string[] | undefined;
+
+/** Istio 1.24.6's networking CRDs as Istio ships them, and Breeze's own (read once per process). */
+export function defaultCrds(): string[] {
+  crdTexts ??= [
+    '../fixtures/crds/istio-1.24.6-networking-crds.yaml',
+    '../../charts/breeze/crds/redisservice.yaml',
+    '../../charts/breeze/crds/redisdestination.yaml',
+  ].map((p) => readFileSync(new URL(p, import.meta.url), 'utf8'));
+  return crdTexts;
+}
+
+/** Webhook warnings as the API server sends them: `Warning: 299 - "<text>"`, comma-separated. */
+function warningHeader(warnings: readonly string[]): Record<string, string> {
+  return warnings.length === 0
+    ? {}
+    : { Warning: warnings.map((w) => `299 - ${JSON.stringify(w)}`).join(', ') };
 }
 
 async function readBody(req: IncomingMessage): Promise<string> {
