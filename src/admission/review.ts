@@ -50,13 +50,15 @@ export function decodeReview(body: unknown): AdmissionRequest {
   const uid = asString(request?.uid);
   const apiVersion = asString(body.apiVersion);
   const version = REVIEW_VERSIONS.find((v) => v === apiVersion);
-  const versionMessage = `apiVersion must be admission.k8s.io/v1 or admission.k8s.io/v1beta1, got ${
-    apiVersion === undefined ? 'null' : quote(apiVersion)
-  }`;
-  const kindMessage = `kind must be AdmissionReview, got ${show(body.kind ?? null)}`;
+  // Built only for a review that fails them: an ordinary request makes neither string.
+  const versionMessage = (): string =>
+    `apiVersion must be admission.k8s.io/v1 or admission.k8s.io/v1beta1, got ${
+      apiVersion === undefined ? 'null' : quote(apiVersion)
+    }`;
+  const kindMessage = (): string => `kind must be AdmissionReview, got ${show(body.kind ?? null)}`;
   if (request === undefined || uid === undefined || uid === '' || uid.length > MAX_UID_LENGTH) {
-    if (version === undefined) throw new BreezeError('BAD_REQUEST', versionMessage);
-    if (body.kind !== 'AdmissionReview') throw new BreezeError('BAD_REQUEST', kindMessage);
+    if (version === undefined) throw new BreezeError('BAD_REQUEST', versionMessage());
+    if (body.kind !== 'AdmissionReview') throw new BreezeError('BAD_REQUEST', kindMessage());
     if (request === undefined)
       throw new BreezeError('BAD_REQUEST', 'request is missing: not an AdmissionReview request');
     throw new BreezeError(
@@ -70,8 +72,8 @@ export function decodeReview(body: unknown): AdmissionRequest {
   const fail = (message: string): never => {
     throw new ReviewError(version ?? 'admission.k8s.io/v1', uid, message);
   };
-  if (version === undefined) fail(versionMessage);
-  if (body.kind !== 'AdmissionReview') fail(kindMessage);
+  if (version === undefined) fail(versionMessage());
+  if (body.kind !== 'AdmissionReview') fail(kindMessage());
   const gvk = asRecord(request.kind) ?? fail('request.kind must be an object with group, version and kind');
   const kind = asString(gvk.kind) ?? fail('request.kind.kind must be a string');
   const operation =
