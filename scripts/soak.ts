@@ -273,6 +273,9 @@ async function main(): Promise<number> {
         'kubernetes,istiod',
         '--istiod-address',
         istiod.address,
+        // The churn includes Kafka services, and the desired state is generated with every protocol.
+        '--protocols',
+        'dubbo,thrift,redis,kafka,zookeeper',
         '--log-level',
         'info',
       ],
