@@ -196,7 +196,7 @@ async function readPort(child: ChildProcess, what: string): Promise<number> {
 }
 
 /** The bare node:https server in its own process (plain JavaScript, no loader). */
-async function startBaseline(
+export async function startBaseline(
   certFile: string,
   keyFile: string,
 ): Promise<{ port: number; child: ChildProcess }> {
@@ -213,14 +213,7 @@ async function startAppAlone(
 ): Promise<{ port: number; child: ChildProcess }> {
   const child = spawn(
     process.execPath,
-    [
-      '--import',
-      'tsx',
-      new URL('./admission-target.ts', import.meta.url).pathname,
-      'breeze',
-      certFile,
-      keyFile,
-    ],
+    ['--import', 'tsx', new URL('./admission-target.ts', import.meta.url).pathname, certFile, keyFile],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   return { port: await readPort(child, 'app alone'), child };

@@ -13,12 +13,11 @@
 //
 // Breeze runs as `node dist/cli/main.js serve --mode local` (compiled into a scratch dir) with the
 // Dubbo and Redis examples as its files, as a user would start it.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { writeDevCertificates } from '../src/pki/certs.js';
 import {
   buildBreeze,
@@ -35,7 +34,7 @@ import {
   type HostileCase,
 } from '../test/hostile/mutations.js';
 import { loopbackArgs } from '../test/e2e/loopback.js';
-import { sampleReview } from './admission.js';
+import { sampleReview, startBaseline } from './admission.js';
 import type { HostileFamilyResult, HostileResult, Latency } from './report.js';
 
 const repo = new URL('../', import.meta.url).pathname;
@@ -85,29 +84,6 @@ function postTimed(agent: Agent, port: number, ca: string, path: string, body: s
     req.on('error', () => finish('error', 0));
     req.end(body);
   });
-}
-
-async function startBaseline(
-  certFile: string,
-  keyFile: string,
-): Promise<{ port: number; child: ChildProcess }> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      new URL('./admission-target.ts', import.meta.url).pathname,
-      'baseline',
-      certFile,
-      keyFile,
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const line = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout }).once('line', resolve);
-    child.once('exit', (code) => reject(new Error(`baseline exited with ${code}`)));
-  });
-  return { port: Number(line), child };
 }
 
 /** A small seeded PRNG (mulberry32): the same seed, the same cases. */

@@ -2,7 +2,6 @@
 // cache (the file source keeps Namespaces), the webhook answers a real AdmissionReview over TLS
 // with the ambient warnings, and the generation note is logged once.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { request } from 'node:https';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import t from 'tap';
@@ -10,28 +9,7 @@ import { startBreeze } from '../../src/cli/serve.js';
 import { parseServeConfig } from '../../src/config/serve.js';
 import { writeDevCertificates } from '../../src/pki/certs.js';
 import { createLogger } from '../../src/telemetry/logger.js';
-
-function post(port: number, body: string, ca: string): Promise<{ status: number; json: any }> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port,
-        path: '/validate',
-        method: 'POST',
-        ca,
-        headers: { 'content-type': 'application/json' },
-      },
-      (res) => {
-        let data = '';
-        res.on('data', (c: Buffer) => (data += c.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(data) }));
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+import { HOSTS, send } from '../server/helpers.js';
 
 const entry = {
   apiVersion: 'networking.istio.io/v1',
@@ -59,7 +37,7 @@ t.test('local mode: Namespace manifest → admission warnings and one generation
     },
     out: {},
   });
-  const certs = await writeDevCertificates(join(dir, 'tls'), ['127.0.0.1']);
+  const certs = await writeDevCertificates(join(dir, 'tls'), HOSTS);
   const logs: string[] = [];
   const destination = new Writable({
     write(chunk: Buffer, _enc, done) {
@@ -105,7 +83,7 @@ t.test('local mode: Namespace manifest → admission warnings and one generation
     },
   };
   const ca = readFileSync(certs.caFile, 'utf8');
-  const answer = await post(breeze.webhookPort, JSON.stringify(review), ca);
+  const answer = await send({ port: breeze.webhookPort, body: JSON.stringify(review), ca });
   t.equal(answer.status, 200);
   t.same(answer.json.response, {
     uid: 'u-serve-ambient',
@@ -139,6 +117,6 @@ t.test('local mode: Namespace manifest → admission warnings and one generation
   const deadline = Date.now() + 60_000;
   while (breeze.store.namespaceDataplaneMode('apps') !== undefined && Date.now() < deadline)
     await new Promise((r) => setTimeout(r, 50));
-  const after = await post(breeze.webhookPort, JSON.stringify(review), ca);
+  const after = await send({ port: breeze.webhookPort, body: JSON.stringify(review), ca });
   t.same(after.json.response, { uid: 'u-serve-ambient', allowed: true });
 });

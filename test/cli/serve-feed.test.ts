@@ -2,7 +2,6 @@
 // loopback only. A local webhook on another address is reachable by others: the feed is off there
 // (said once at start), and an admitted review changes nothing but its own answer.
 import { readFileSync } from 'node:fs';
-import { request } from 'node:https';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import t, { type Test } from 'tap';
@@ -10,34 +9,13 @@ import { isLoopback, startBreeze } from '../../src/cli/serve.js';
 import { parseServeConfig } from '../../src/config/serve.js';
 import { writeDevCertificates } from '../../src/pki/certs.js';
 import { createLogger } from '../../src/telemetry/logger.js';
+import { HOSTS, send } from '../server/helpers.js';
 
 const repo = new URL('../../', import.meta.url).pathname;
 
-function post(port: number, body: string, ca: string): Promise<{ status: number; json: any }> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port,
-        path: '/validate',
-        method: 'POST',
-        ca,
-        headers: { 'content-type': 'application/json' },
-      },
-      (res) => {
-        let data = '';
-        res.on('data', (c: Buffer) => (data += c.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(data) }));
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
 async function local(t: Test, listenHost: string) {
   const dir = t.testdir({ config: {}, out: {} });
-  const certs = await writeDevCertificates(join(dir, 'tls'), ['127.0.0.1']);
+  const certs = await writeDevCertificates(join(dir, 'tls'), HOSTS);
   const logs: string[] = [];
   const destination = new Writable({
     write(chunk: Buffer, _enc, done) {
@@ -79,7 +57,7 @@ t.test('loopback addresses', async (t) => {
 
 t.test('local mode on loopback: an admitted change is pending in the cache at once', async (t) => {
   const { breeze, logs, ca } = await local(t, '127.0.0.1');
-  const answer = await post(breeze.webhookPort, review, ca);
+  const answer = await send({ port: breeze.webhookPort, body: review, ca });
   t.equal(answer.json.response.allowed, true);
   t.equal(breeze.store.pendingKeys().length, 1, 'the fast path');
   t.notMatch(logs.join('\n'), OFF);
@@ -87,7 +65,7 @@ t.test('local mode on loopback: an admitted change is pending in the cache at on
 
 t.test('local mode on a non-loopback address: the feed is off, said once', async (t) => {
   const { breeze, logs, ca } = await local(t, '0.0.0.0');
-  const answer = await post(breeze.webhookPort, review, ca);
+  const answer = await send({ port: breeze.webhookPort, body: review, ca });
   t.equal(answer.json.response.allowed, true, 'the review is still answered');
   t.same(breeze.store.pendingKeys(), [], 'nothing entered the cache');
   t.equal(breeze.store.size, 0);
