@@ -9,35 +9,69 @@ export interface Problem {
 }
 
 export interface Findings {
+  /** The first MAX_PROBLEMS_LISTED problems found (all a denial can list). */
   readonly problems: readonly Problem[];
+  /** The first MAX_WARNINGS distinct warnings found (all an answer can carry). */
   readonly warnings: readonly string[];
+  /** Problems found after the first MAX_PROBLEMS_LISTED: counted, never built or kept. */
+  readonly problemsNotKept?: number;
+  /** Warnings found after the first MAX_WARNINGS distinct ones: counted, never built or kept. */
+  readonly warningsNotKept?: number;
 }
 
 /** Kubernetes truncates warnings past 256 characters; Breeze keeps each at 120 at most. */
 export const MAX_WARNING_LENGTH = 120;
 
-/** Collects problems and warnings in the order they are found. */
+/**
+ * A path or message, or a function that builds it: a validator looping over input-sized lists
+ * passes functions, so what it finds past the caps costs a count, not a string.
+ */
+export type Text = string | (() => string);
+
+function textOf(t: Text): string {
+  return typeof t === 'string' ? t : t();
+}
+
+/**
+ * Collects problems and warnings in the order they are found, keeping only what an answer can
+ * show: the first MAX_PROBLEMS_LISTED problems and the first MAX_WARNINGS distinct warnings. The
+ * rest are counted without building their text, so an object with 100,000 bad items costs a
+ * counter per item, not a string per item (issue 11). Warnings past the cap are counted without
+ * being compared, so a repeat of a kept warning counts as one more.
+ */
 export class FindingsBuilder {
   private readonly problemList: Problem[] = [];
-  private readonly warningList: string[] = [];
+  private readonly warningSet = new Set<string>();
+  private problemsNotKept = 0;
+  private warningsNotKept = 0;
 
-  deny(path: string, message: string): this {
-    this.problemList.push({ path, message });
+  deny(path: Text, message: Text): this {
+    if (this.problemList.length < MAX_PROBLEMS_LISTED)
+      this.problemList.push({ path: textOf(path), message: textOf(message) });
+    else this.problemsNotKept++;
     return this;
   }
 
   /** A warning is rendered `<path>: <message>` and cut to 120 characters with an ellipsis. */
-  warn(path: string, message: string): this {
-    const text = path === '' ? message : `${path}: ${message}`;
-    this.warningList.push(
+  warn(path: Text, message: Text): this {
+    if (this.warningSet.size >= MAX_WARNINGS) {
+      this.warningsNotKept++;
+      return this;
+    }
+    const p = textOf(path);
+    const m = textOf(message);
+    const text = p === '' ? m : `${p}: ${m}`;
+    this.warningSet.add(
       text.length <= MAX_WARNING_LENGTH ? text : `${text.slice(0, MAX_WARNING_LENGTH - 1)}…`,
     );
     return this;
   }
 
   merge(other: Findings): this {
-    this.problemList.push(...other.problems);
-    this.warningList.push(...other.warnings);
+    for (const p of other.problems) this.deny(p.path, p.message);
+    for (const w of other.warnings) this.warn('', w);
+    this.problemsNotKept += other.problemsNotKept ?? 0;
+    this.warningsNotKept += other.warningsNotKept ?? 0;
     return this;
   }
 
@@ -46,7 +80,12 @@ export class FindingsBuilder {
   }
 
   build(): Findings {
-    return { problems: [...this.problemList], warnings: [...new Set(this.warningList)] };
+    return {
+      problems: [...this.problemList],
+      warnings: [...this.warningSet],
+      ...(this.problemsNotKept > 0 ? { problemsNotKept: this.problemsNotKept } : {}),
+      ...(this.warningsNotKept > 0 ? { warningsNotKept: this.warningsNotKept } : {}),
+    };
   }
 }
 
@@ -81,7 +120,10 @@ function cut(text: string, max: number): string {
  * stopping early once the rendering passes MAX_DENIAL_MESSAGE_LENGTH; `more` counts the rest.
  * Whatever the input, a denial stays a few tens of KiB.
  */
-export function listProblems(problems: readonly Problem[]): {
+export function listProblems(
+  problems: readonly Problem[],
+  notKept = 0,
+): {
   readonly listed: readonly Problem[];
   readonly more: number;
 } {
@@ -96,7 +138,7 @@ export function listProblems(problems: readonly Problem[]): {
     listed.push(shown);
     length += shown.path.length + shown.message.length + 4;
   }
-  return { listed, more: problems.length - listed.length };
+  return { listed, more: problems.length - listed.length + notKept };
 }
 
 /** The line that stands for the problems a denial does not list. */
@@ -108,8 +150,8 @@ export function moreProblems(more: number): string {
  * Renders problems as the denial message: `<path>: <message>` joined by `; `, at most
  * MAX_PROBLEMS_LISTED of them (see listProblems), then `... and N more problems`.
  */
-export function formatProblems(problems: readonly Problem[]): string {
-  const { listed, more } = listProblems(problems);
+export function formatProblems(problems: readonly Problem[], notKept = 0): string {
+  const { listed, more } = listProblems(problems, notKept);
   const parts = listed.map((p) => `${p.path}: ${p.message}`);
   if (more > 0) parts.push(moreProblems(more));
   return parts.join('; ');
@@ -142,8 +184,9 @@ export function denialMessage(
   subject: DenialSubject,
   problems: readonly Problem[],
   verdict = 'is invalid',
+  notKept = 0,
 ): string {
-  const { listed, more } = listProblems(problems);
+  const { listed, more } = listProblems(problems, notKept);
   const lines = listed.map((p) => `${p.path}: ${p.message}`);
   if (more > 0) lines.push(moreProblems(more));
   const head = `${subjectOf(subject)} ${verdict}`;
@@ -155,11 +198,12 @@ export function denialMessage(
  * The warnings an answer carries: each cut to MAX_WARNING_LENGTH, at most MAX_WARNINGS, the last
  * of which says how many more there were (`... and N more warnings`).
  */
-export function boundWarnings(warnings: readonly string[]): string[] {
+export function boundWarnings(warnings: readonly string[], notKept = 0): string[] {
   const out: string[] = [];
-  const listed = warnings.length <= MAX_WARNINGS ? warnings.length : MAX_WARNINGS - 1;
+  const total = warnings.length + notKept;
+  const listed = total <= MAX_WARNINGS ? warnings.length : Math.min(warnings.length, MAX_WARNINGS - 1);
   for (let i = 0; i < listed; i++) out.push(cut(warnings[i] as string, MAX_WARNING_LENGTH));
-  if (listed < warnings.length) out.push(`... and ${warnings.length - listed} more warnings`);
+  if (listed < total) out.push(`... and ${total - listed} more warnings`);
   return out;
 }
 

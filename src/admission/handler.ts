@@ -200,9 +200,10 @@ function decide(webhook: Webhook, req: AdmissionRequest, deps: AdmissionDeps): D
       ...(deps.redisAuthMode === undefined ? {} : { redisAuthMode: deps.redisAuthMode }),
       ...(deps.protocols === undefined ? {} : { protocols: deps.protocols }),
     });
+    const notKept = { problems: findings.problemsNotKept ?? 0, warnings: findings.warningsNotKept ?? 0 };
     if (findings.problems.length > 0)
-      return { decision: deny(findings.problems, findings.warnings, subject) };
-    const decision = allow(findings.warnings);
+      return { decision: deny(findings.problems, findings.warnings, subject, notKept) };
+    const decision = allow(findings.warnings, [], notKept);
     if (req.dryRun || deps.onAdmitted === undefined) return { decision };
     const onAdmitted = deps.onAdmitted;
     const change: AdmittedChange = { operation: req.operation, kind, namespace, name, object: req.object };

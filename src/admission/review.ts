@@ -134,11 +134,27 @@ export interface Decision {
   /** The object denied: named in the message and in `status.details` (kind, group, name). */
   readonly subject?: DenialSubject;
   readonly warnings?: readonly string[];
+  /** Problems and warnings found beyond those kept (see FindingsBuilder): counted in the answer. */
+  readonly notKept?: NotKept;
   readonly patch?: readonly JsonPatchOp[];
 }
 
-export function allow(warnings: readonly string[] = [], patch: readonly JsonPatchOp[] = []): Decision {
-  return { allowed: true, code: 200, warnings, patch };
+/** How many problems and warnings a validator counted past its caps without keeping them. */
+export interface NotKept {
+  readonly problems: number;
+  readonly warnings: number;
+}
+
+function notKeptOf(n: NotKept | undefined): { notKept?: NotKept } {
+  return n === undefined || (n.problems === 0 && n.warnings === 0) ? {} : { notKept: n };
+}
+
+export function allow(
+  warnings: readonly string[] = [],
+  patch: readonly JsonPatchOp[] = [],
+  notKept?: NotKept,
+): Decision {
+  return { allowed: true, code: 200, warnings, patch, ...notKeptOf(notKept) };
 }
 
 /**
@@ -155,23 +171,27 @@ export function deny(
   problems: readonly Problem[],
   warnings: readonly string[] = [],
   subject?: DenialSubject,
+  notKept?: NotKept,
 ): Decision {
+  const more = notKept?.problems ?? 0;
   if (subject === undefined)
     return {
       allowed: false,
       code: 422,
       reason: 'Invalid',
-      message: formatProblems(problems),
+      message: formatProblems(problems, more),
       problems,
       warnings,
+      ...notKeptOf(notKept),
     };
   return {
     allowed: false,
     code: 422,
-    message: denialMessage(subject, problems),
+    message: denialMessage(subject, problems, 'is invalid', more),
     problems,
     subject,
     warnings,
+    ...notKeptOf(notKept),
   };
 }
 
@@ -206,7 +226,7 @@ export function encodeReview(apiVersion: ReviewVersion, uid: string, d: Decision
     };
     if (d.reason !== undefined) status.reason = d.reason;
     if (d.problems !== undefined && d.problems.length > 0) {
-      const { listed, more } = listProblems(d.problems);
+      const { listed, more } = listProblems(d.problems, d.notKept?.problems);
       // metav1.StatusCause carries its type under the JSON key `reason` (a `type` key is dropped).
       const causes: JsonRecord[] = listed.map((p) => ({
         reason: 'FieldValueInvalid',
@@ -220,7 +240,8 @@ export function encodeReview(apiVersion: ReviewVersion, uid: string, d: Decision
     }
     response.status = status;
   }
-  if (d.warnings !== undefined && d.warnings.length > 0) response.warnings = boundWarnings(d.warnings);
+  if (d.warnings !== undefined && d.warnings.length > 0)
+    response.warnings = boundWarnings(d.warnings, d.notKept?.warnings);
   if (d.allowed && d.patch !== undefined && d.patch.length > 0) {
     response.patchType = 'JSONPatch';
     response.patch = Buffer.from(JSON.stringify(d.patch)).toString('base64');

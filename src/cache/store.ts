@@ -1,6 +1,13 @@
 import { createHash } from 'node:crypto';
 import { checkBounds, type BoundsViolation } from '../model/bounds.js';
-import { asArray, asRecord, asString, canonicalJson, type JsonRecord } from '../model/json.js';
+import {
+  asArray,
+  asRecord,
+  asString,
+  canonicalJson,
+  jsonLengthAtMost,
+  type JsonRecord,
+} from '../model/json.js';
 import { dataplaneModeOf, MAX_NAMESPACE_NAME_LENGTH, NAMESPACE_KIND } from '../model/ambient.js';
 import { objectRef } from '../model/kinds.js';
 import { quote } from '../model/limits.js';
@@ -206,6 +213,14 @@ export interface StoreHooks {
 
 /** Distinct (origin, key) rejections remembered for "report once"; the oldest is forgotten first. */
 const MAX_REMEMBERED_REJECTIONS = 10_000;
+
+/**
+ * Largest object taken from admission (local mode's fast path), in characters of its JSON: 256 KiB,
+ * 14 times the largest document of the Istio and Aeraki corpus (18 KiB). Taking one in costs a
+ * canonical serialization and a digest on the request path (about 70 ms for 1 MiB here), so a
+ * larger one is left to its source of record (the file, or the API server), which delivers it.
+ */
+export const MAX_ADMITTED_JSON_LENGTH = 256 * 1024;
 
 /** Where an effective object was indexed, so an update costs what it touches, not the store size. */
 interface Filed {
@@ -509,6 +524,15 @@ export class ConfigStore implements ConfigView {
     // Nothing changes before the object is known to be within bounds: a hostile object (a
     // 20,000-deep field, a 100 MB string) never reaches the code that walks it recursively.
     if (object !== undefined) {
+      // A change seen only at admission is a hint that its source of record confirms later: a
+      // large one is left to that source (issue 11), see MAX_ADMITTED_JSON_LENGTH.
+      if (origin === 'admission' && !jsonLengthAtMost(object, MAX_ADMITTED_JSON_LENGTH)) {
+        this.reject(origin, kind, namespace, name, object, {
+          path: '',
+          message: `is larger than ${MAX_ADMITTED_JSON_LENGTH} characters of JSON, more than the admission fast path takes: its source of record (the file, or the API server) delivers it`,
+        });
+        return;
+      }
       const violation = checkBounds(object);
       if (violation !== undefined) {
         this.reject(origin, kind, namespace, name, object, violation);

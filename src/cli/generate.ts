@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { moreProblems } from '../admission/findings.js';
 import { VALIDATORS } from '../admission/validators/index.js';
 import { ConfigStore } from '../cache/store.js';
 import { checkEnvoyFilterAtEnds, SCHEMA_ENDS, schemaEndLabel, schemaRoot } from '../envoy/schema.js';
@@ -97,6 +98,8 @@ export async function runGenerate(
     const findings = VALIDATORS[kind](object, { view: store, namespace: meta.namespace });
     for (const p of findings.problems)
       err(`${file}: ${kind} ${meta.namespace}/${meta.name}: ${p.path}: ${p.message}`);
+    if (findings.problemsNotKept !== undefined)
+      err(`${file}: ${kind} ${meta.namespace}/${meta.name}: ${moreProblems(findings.problemsNotKept)}`);
     if (findings.problems.length > 0) failed = true;
   }
 

@@ -1,6 +1,6 @@
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { AdmissionDeps } from '../admission/handler.js';
 import { warmUpAdmission } from '../admission/warmup.js';
 import { Ipv4Range, VipAllocator } from '../admission/vip.js';
@@ -24,6 +24,7 @@ import { FileSource } from '../sources/file.js';
 import { IstiodSource, type IstiodEvents } from '../sources/istiod/ads.js';
 import { sourceMetrics } from '../sources/istiod/metrics.js';
 import { KubernetesSource } from '../sources/kubernetes/kubernetes.js';
+import { loadClientNode } from '../sources/kubernetes/watch.js';
 import type { Source } from '../sources/types.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
@@ -47,6 +48,8 @@ function buildSources(
   logger: Logger,
   kubeConfig: KubeConfig | undefined,
   metrics: Metrics,
+  /** The kubeconfig of the kubernetes source (local mode may read from an API server too). */
+  sourceKubeConfig: KubeConfig | undefined,
 ): Source[] {
   const sources: Source[] = [];
   if (config.sources.includes('file'))
@@ -54,7 +57,7 @@ function buildSources(
   if (config.sources.includes('kubernetes')) {
     sources.push(
       new KubernetesSource({
-        kubeConfig: kubeConfig ?? loadKubeConfig(config),
+        kubeConfig: required(sourceKubeConfig),
         logger,
         relistIntervalMs: config.relistIntervalMs,
       }),
@@ -147,7 +150,7 @@ function buildWriter(
       ...limits,
     });
   } else {
-    kubeConfig = clusterConfig ?? loadKubeConfig(config);
+    kubeConfig = required(clusterConfig);
     reconciler = new Reconciler({
       store,
       sink: new KubernetesEnvoyFilterSink({ kubeConfig }),
@@ -251,7 +254,14 @@ function admissionFeed(
   return new AdmissionFeed(store, { graceMs: config.admissionGraceMs, logger, metrics });
 }
 
-function loadKubeConfig(config: ServeConfig): KubeConfig {
+function required(kubeConfig: KubeConfig | undefined): KubeConfig {
+  if (kubeConfig === undefined)
+    throw new BreezeError('INTERNAL', 'no kubeconfig was loaded for the API server');
+  return kubeConfig;
+}
+
+async function loadKubeConfig(config: ServeConfig): Promise<KubeConfig> {
+  const { KubeConfig } = await loadClientNode();
   const kubeConfig = new KubeConfig();
   if (config.kubeconfig === undefined) kubeConfig.loadFromDefault();
   else kubeConfig.loadFromFile(config.kubeconfig);
@@ -306,15 +316,18 @@ export async function startBreeze(
     );
   }
 
-  // Cluster mode: one kubeconfig for sources, writer and certificates (read once).
-  const kubeConfig = config.mode === 'cluster' ? (options.kubeConfig ?? loadKubeConfig(config)) : undefined;
+  // Cluster mode: one kubeconfig for sources, writer and certificates (read once). Local mode
+  // reads one only for what asks for it (the kubernetes source, self-managed certificates).
+  let loaded = options.kubeConfig;
+  const kubeConfigNow = async (): Promise<KubeConfig> => (loaded ??= await loadKubeConfig(config));
+  const kubeConfig = config.mode === 'cluster' ? await kubeConfigNow() : undefined;
 
   // Self-managed certificates: every replica serves the pair kept in the Secret (created on the
   // first start), written to files the certificate reloader follows.
   let certs: SelfManagedCertificates | undefined;
   if (config.tlsMode === 'self-managed' && config.tlsSecret !== undefined) {
     certs = new SelfManagedCertificates({
-      kubeConfig: kubeConfig ?? loadKubeConfig(config),
+      kubeConfig: await kubeConfigNow(),
       namespace: env.POD_NAMESPACE ?? 'istio-system',
       secretName: config.tlsSecret,
       serviceName: config.webhookService,
@@ -339,7 +352,14 @@ export async function startBreeze(
     },
     onListenerError: (err) => logger.error({ err }, 'a config cache listener failed'),
   });
-  const sources = buildSources(config, env, logger, kubeConfig, metrics);
+  const sources = buildSources(
+    config,
+    env,
+    logger,
+    kubeConfig,
+    metrics,
+    config.sources.includes('kubernetes') ? await kubeConfigNow() : undefined,
+  );
   const feed = admissionFeed(config, store, logger, metrics);
   const admission: AdmissionDeps = {
     view: store,

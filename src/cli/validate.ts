@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { moreProblems } from '../admission/findings.js';
 import { VALIDATORS } from '../admission/validators/index.js';
 import { ConfigStore } from '../cache/store.js';
 import { BreezeError } from '../errors.js';
@@ -73,9 +74,12 @@ export async function runValidate(
     const prefix = `${file}: ${kind} ${meta.namespace}/${meta.name}`;
     const findings = VALIDATORS[kind](object, { view: store, namespace: meta.namespace, protocols });
     for (const p of findings.problems) out(`${prefix}: ${p.path}: ${p.message}`);
+    if (findings.problemsNotKept !== undefined) out(`${prefix}: ${moreProblems(findings.problemsNotKept)}`);
     for (const w of findings.warnings) out(`${prefix}: warning: ${w}`);
+    if (findings.warningsNotKept !== undefined)
+      out(`${prefix}: warning: ... and ${findings.warningsNotKept} more warnings`);
     if (findings.problems.length > 0) denied++;
-    warnings += findings.warnings.length;
+    warnings += findings.warnings.length + (findings.warningsNotKept ?? 0);
   }
   const exitCode = denied > 0 || loaded.errors.length > 0 ? 1 : 0;
   err(

@@ -45,6 +45,38 @@ export function isInteger(value: unknown): value is number {
 }
 
 /**
+ * Whether JSON.stringify(value) would be at most `limit` characters, without building it: a walk
+ * over an explicit stack that counts what each value writes (numbers as at least one character)
+ * and stops once the count passes the limit, so its cost is bounded by the limit, not the value.
+ */
+export function jsonLengthAtMost(value: unknown, limit: number): boolean {
+  let length = 0;
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v === 'string') length += v.length + 2;
+    else if (typeof v === 'number') length += 1;
+    else if (v === null || v === true) length += 4;
+    else if (v === false) length += 5;
+    else if (Array.isArray(v)) {
+      length += 1 + Math.max(1, v.length);
+      if (length > limit) return false;
+      for (const item of v as unknown[]) stack.push(item);
+    } else if (typeof v === 'object') {
+      const keys = Object.keys(v);
+      length += 1 + Math.max(1, keys.length);
+      if (length > limit) return false;
+      for (const k of keys) {
+        length += k.length + 3;
+        stack.push((v as JsonRecord)[k]);
+      }
+    }
+    if (length > limit) return false;
+  }
+  return true;
+}
+
+/**
  * JSON with object keys sorted at every level: the input of content hashes, so a hash can also
  * be recomputed from an object read back from the API server (whose key order differs). Written
  * as one string builder because it runs for every generated object, and as a loop over an explicit

@@ -1,6 +1,6 @@
 import type { AdmittedChange } from '../admission/handler.js';
 import type { ConfigStore } from '../cache/store.js';
-import type { JsonRecord } from '../model/json.js';
+import { asRecord, type JsonRecord } from '../model/json.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 
@@ -127,10 +127,8 @@ export class AdmissionFeed {
     )
       return;
     this.recent.delete(key);
-    const metadata = {
-      ...((change.object.metadata as JsonRecord | undefined) ?? {}),
-      namespace: change.namespace,
-    };
+    // asRecord: spreading a metadata that is a string would make one key per character.
+    const metadata = { ...(asRecord(change.object.metadata) ?? {}), namespace: change.namespace };
     const object = { ...change.object, metadata };
     this.store.apply('admission', change.kind, change.namespace, change.name, object);
     if (!smallEnough(change.object)) return;

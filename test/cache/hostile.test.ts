@@ -4,8 +4,8 @@
 // against the bounds before anything changes, every step that can throw runs before the commit,
 // rejections are reported once per version, and the expiry interval cannot throw out.
 import t from 'tap';
-import { ConfigStore, type Rejection } from '../../src/cache/store.js';
-import type { JsonRecord } from '../../src/model/json.js';
+import { ConfigStore, MAX_ADMITTED_JSON_LENGTH, type Rejection } from '../../src/cache/store.js';
+import { jsonLengthAtMost, type JsonRecord } from '../../src/model/json.js';
 import { MAX_OBJECT_DEPTH } from '../../src/model/limits.js';
 import { AdmissionFeed } from '../../src/sources/admission.js';
 import { createLogger } from '../../src/telemetry/logger.js';
@@ -216,4 +216,64 @@ t.test('the expiry interval survives a pass that throws', async (t) => {
   await waitFor('two more expiry ticks', () => calls >= 3, 10_000);
   t.ok(lines.length >= 3, 'each failure logged');
   t.match(lines[0], /expiring unconfirmed admitted changes failed/);
+});
+
+t.test('an admitted object over 256 KiB of JSON is not taken; the same from Kubernetes is', async (t) => {
+  const { store, rejections } = recording();
+  store.apply('kubernetes', 'ServiceEntry', 'dubbo', 'demo', se('1'));
+  const before = snapshot(store);
+  const big = se('1', {});
+  big.metadata = {
+    ...(big.metadata as JsonRecord),
+    annotations: { a: 'x'.repeat(MAX_ADMITTED_JSON_LENGTH) },
+  };
+  store.apply('admission', 'ServiceEntry', 'dubbo', 'demo', big);
+  t.same(snapshot(store), before, 'nothing changed');
+  t.same(rejections, [
+    {
+      origin: 'admission',
+      key: 'ServiceEntry/dubbo/demo',
+      version: '1',
+      path: '',
+      message: `is larger than ${MAX_ADMITTED_JSON_LENGTH} characters of JSON, more than the admission fast path takes: its source of record (the file, or the API server) delivers it`,
+    },
+  ]);
+  // Just below the limit, it is taken as pending.
+  const fits = se('1', {});
+  fits.metadata = {
+    ...(fits.metadata as JsonRecord),
+    annotations: { a: 'x'.repeat(MAX_ADMITTED_JSON_LENGTH - 400) },
+  };
+  store.apply('admission', 'ServiceEntry', 'dubbo', 'demo', fits);
+  t.same(store.pendingKeys(), ['ServiceEntry/dubbo/demo']);
+  // An authoritative source is not held to it.
+  store.apply('kubernetes', 'ServiceEntry', 'dubbo', 'demo', {
+    ...big,
+    metadata: { ...(big.metadata as JsonRecord), resourceVersion: '2' },
+  });
+  t.equal((store.get('ServiceEntry', 'dubbo', 'demo')?.object.metadata as JsonRecord).resourceVersion, '2');
+});
+
+t.test('jsonLengthAtMost agrees with JSON.stringify and stops at the limit', async (t) => {
+  const values: unknown[] = [
+    null,
+    true,
+    'abc',
+    [],
+    {},
+    [1, 'a', null, { b: [true, false] }],
+    { a: { b: { c: 'ddd' } }, e: [1, 2, 3] },
+    se('7'),
+  ];
+  for (const v of values) {
+    const length = JSON.stringify(v).length;
+    t.ok(jsonLengthAtMost(v, length), `${JSON.stringify(v).slice(0, 40)} fits its own length`);
+    // Numbers count one character each, so only values without longer numbers are exact.
+    if (!/\d\d/.test(JSON.stringify(v)))
+      t.notOk(jsonLengthAtMost(v, length - 1), `${JSON.stringify(v).slice(0, 40)} does not fit one less`);
+  }
+  // A list of a million items past a limit of 100 is refused before it is walked.
+  const huge = Array.from({ length: 1_000_000 }, () => ({ a: 1 }));
+  t.notOk(jsonLengthAtMost(huge, 100));
+  t.notOk(jsonLengthAtMost(deep(100_000), 1_000), 'deep values: no recursion');
 });

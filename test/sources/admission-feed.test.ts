@@ -173,3 +173,11 @@ t.test(
     t.notOk(smallEnough(Array.from({ length: 5000 }, () => 1)), 'more values than the bound');
   },
 );
+
+t.test('a metadata that is not an object is not spread into one key per character', async (t) => {
+  const { store, feed } = setup();
+  const object = se('odd');
+  object.metadata = '\u200b'.repeat(65_000);
+  feed.record({ operation: 'CREATE', kind: 'ServiceEntry', namespace: 'dubbo', name: 'odd', object });
+  t.same(store.get('ServiceEntry', 'dubbo', 'odd')?.object.metadata, { namespace: 'dubbo' });
+});
