@@ -66,6 +66,67 @@ export function checkBounds(
   rootPath: readonly (string | number)[] = [],
   budget?: { check(): void },
 ): BoundsViolation | undefined {
+  // Most values are within bounds: a first walk keeps only values and depths (no object per
+  // container, so a 100,000-item list costs no garbage), and only a value that breaks a bound is
+  // walked again, in the same order, keeping paths to name the first violation.
+  if (withinBounds(value, bounds, budget)) return undefined;
+  return firstViolation(value, bounds, rootPath, budget);
+}
+
+/** Whether a value is within the bounds: the walk of firstViolation without paths. */
+function withinBounds(value: unknown, bounds: Bounds, budget: { check(): void } | undefined): boolean {
+  const values: unknown[] = [value];
+  const depths: number[] = [0];
+  let visited = 0;
+  while (values.length > 0) {
+    if (budget !== undefined && (++visited & 1023) === 0) budget.check();
+    const v = values.pop();
+    const depth = depths.pop() as number;
+    if (typeof v === 'string') {
+      if (v.length > bounds.maxStringLength) return false;
+      continue;
+    }
+    if (v === null || typeof v !== 'object') continue;
+    if (depth >= bounds.maxDepth) return false;
+    if (Array.isArray(v)) {
+      if (v.length > bounds.maxListItems) return false;
+      for (let i = v.length - 1; i >= 0; i--) {
+        const item: unknown = v[i];
+        if (
+          typeof item === 'string'
+            ? item.length > bounds.maxStringLength
+            : typeof item === 'object' && item !== null
+        ) {
+          values.push(item);
+          depths.push(depth + 1);
+        }
+      }
+      continue;
+    }
+    // for-in reads the keys without building an array of them; the order does not matter here.
+    for (const k in v) {
+      if (k.length > bounds.maxStringLength) return false;
+      const item = (v as Record<string, unknown>)[k];
+      if (
+        typeof item === 'string'
+          ? item.length > bounds.maxStringLength
+          : typeof item === 'object' && item !== null
+      ) {
+        values.push(item);
+        depths.push(depth + 1);
+      }
+    }
+  }
+  return true;
+}
+
+/** The first violation in the walk's order, with its path (undefined when there is none). */
+function firstViolation(
+  value: unknown,
+  bounds: Bounds,
+  rootPath: readonly (string | number)[],
+  budget: { check(): void } | undefined,
+): BoundsViolation | undefined {
   const stack: Frame[] = [new Frame(value, 0, undefined, undefined)];
   const at = (frame: Frame): string => render(segments(frame, rootPath));
   let visited = 0;

@@ -38,22 +38,24 @@ export class RefusedBody {
 }
 
 /**
- * JSON.parse with the body's cost checked first, by one linear scan of the text. Throws
+ * JSON.parse with the body's cost checked first, by one linear scan of its bytes. Throws
  * BAD_REQUEST (HTTP 400) for a body that is empty, not JSON, or over a limit with no readable
- * uid; returns a RefusedBody for one over a limit whose uid is readable.
+ * uid; returns a RefusedBody for one over a limit whose uid is readable. The server passes the
+ * bytes as received (a Buffer); a string (tests) is encoded first.
  */
-export function parseBody(text: string): unknown {
-  if (text.length === 0)
+export function parseBody(body: Buffer | string): unknown {
+  const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+  if (bytes.length === 0)
     throw new BreezeError('BAD_REQUEST', 'the body is empty: an AdmissionReview is expected');
-  const over = scanBody(text);
+  const over = scanBody(bytes);
   if (over !== undefined) {
     const message = LIMIT_MESSAGES[over];
-    const envelope = envelopeOf(text);
+    const envelope = envelopeOf(bytes.toString('utf8', 0, Math.min(bytes.length, ENVELOPE_PREFIX)));
     if (envelope === undefined) throw new BreezeError('BAD_REQUEST', message);
     return new RefusedBody(envelope.apiVersion, envelope.uid, message);
   }
   try {
-    return JSON.parse(text) as unknown;
+    return JSON.parse(typeof body === 'string' ? body : bytes.toString('utf8')) as unknown;
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     throw new BreezeError('BAD_REQUEST', `the body is not valid JSON: ${message.slice(0, 200)}`);
@@ -68,40 +70,35 @@ const LIMIT_MESSAGES: Readonly<Record<Limit, string>> = {
   tokens: `the body holds more than ${MAX_BODY_TOKENS} JSON tokens (strings, commas, brackets), Breeze's limit for one review (two objects of etcd's 1.5 MiB stay far below it)`,
 };
 
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+/** Bytes of a string skipped one by one before the scan jumps to its end with indexOf. */
+const SHORT_STRING = 64;
+
 /**
- * The first limit the JSON text passes, or undefined. Strings are skipped with indexOf (their
- * contents never count); the scan stops at the first limit, so a dense hostile body costs only
- * the prefix that passes it. Not a validator: malformed JSON is left to JSON.parse.
+ * The first limit the JSON body passes, or undefined. It reads bytes: every byte JSON's syntax
+ * uses is ASCII, and no byte of a multi-byte UTF-8 character is, so this is the same scan on the
+ * text. Strings are skipped (their contents never count): a short one byte by byte, a long one
+ * with indexOf. The scan stops at the first limit, so a dense hostile body costs only the prefix
+ * that passes it. Not a validator: malformed JSON is left to JSON.parse.
  */
-export function scanBody(text: string): Limit | undefined {
-  // Each limit needs at least one character per unit: a shorter body cannot pass any of them, and
-  // an ordinary review (a few KiB) is not scanned at all.
-  if (text.length <= MAX_BODY_DEPTH) return undefined;
+export function scanBody(body: Uint8Array | string): Limit | undefined {
+  const b = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+  // Each limit needs at least one byte per unit: a shorter body cannot pass any of them, and an
+  // ordinary review (a few KiB) is not scanned at all.
+  const n = b.length;
+  if (n <= MAX_BODY_DEPTH) return undefined;
   let depth = 0;
   let containers = 0;
   let tokens = 0;
-  // indexOf flattens a body built from chunks (a rope), which makes charCodeAt cheap below.
-  let quote = text.indexOf('"');
-  if (quote < 0) quote = text.length;
-  for (let i = 0; i < text.length; i++) {
-    if (i === quote) {
-      // A string: jump to its closing quote, one not escaped by an odd run of backslashes.
-      let end = quote;
-      for (;;) {
-        end = text.indexOf('"', end + 1);
-        if (end < 0) return undefined;
-        let backslashes = 0;
-        while (text.charCodeAt(end - 1 - backslashes) === 0x5c) backslashes++;
-        if (backslashes % 2 === 0) break;
-      }
+  for (let i = 0; i < n; i++) {
+    const c = b[i];
+    if (c === QUOTE) {
       if (++tokens > MAX_BODY_TOKENS) return 'tokens';
+      const end = closingQuote(b, i + 1);
+      if (end < 0) return undefined;
       i = end;
-      quote = text.indexOf('"', i + 1);
-      if (quote < 0) quote = text.length;
-      continue;
-    }
-    const c = text.charCodeAt(i);
-    if (c === 0x2c) {
+    } else if (c === 0x2c) {
       if (++tokens > MAX_BODY_TOKENS) return 'tokens';
     } else if (c === 0x5b || c === 0x7b) {
       if (++depth > MAX_BODY_DEPTH) return 'depth';
@@ -110,6 +107,27 @@ export function scanBody(text: string): Limit | undefined {
     } else if (c === 0x5d || c === 0x7d) depth--;
   }
   return undefined;
+}
+
+/** Index of the quote that closes a string whose contents start at `from`; -1 when none does. */
+function closingQuote(b: Uint8Array, from: number): number {
+  const n = b.length;
+  const stop = Math.min(n, from + SHORT_STRING);
+  let j = from;
+  while (j < stop) {
+    const d = b[j];
+    if (d === QUOTE) return j;
+    j += d === BACKSLASH ? 2 : 1;
+  }
+  // A long string: the next quote not escaped by an odd run of backslashes. Every escape before
+  // j was consumed whole, so counting the run right before a quote decides it.
+  for (let end = j - 1; ;) {
+    end = b.indexOf(QUOTE, end + 1);
+    if (end < 0) return -1;
+    let backslashes = 0;
+    while (b[end - 1 - backslashes] === BACKSLASH) backslashes++;
+    if (backslashes % 2 === 0) return end;
+  }
 }
 
 /** How far into the body the review's apiVersion and request.uid are looked for. */
