@@ -1,4 +1,5 @@
 import { asArray, asRecord, asString, type JsonRecord } from '../../model/json.js';
+import { MAX_SERVICE_ENTRY_PORTS } from '../../model/limits.js';
 import { protocolOfPort } from '../../model/protocol.js';
 import type { CpuBudget } from '../budget.js';
 import type { JsonPatchOp } from '../review.js';
@@ -29,6 +30,8 @@ export function mutateServiceEntry(object: JsonRecord, ctx: MutationContext): Mu
   const patch: JsonPatchOp[] = [];
   let hasProtocolPort = false;
   const ports = asArray(spec.ports) ?? [];
+  // More ports than Breeze checks: the validating webhook denies the entry; nothing to default.
+  if (ports.length > MAX_SERVICE_ENTRY_PORTS) return { ok: true, patch: [] };
   for (const [i, raw] of ports.entries()) {
     if (i % 64 === 0) ctx.budget?.check();
     const port = asRecord(raw);
