@@ -159,8 +159,8 @@ function checkPorts(
 ): Set<Protocol> {
   const protocols = new Set<Protocol>();
   // Istio's own rules, for every port: numbers unique (CRD CEL rule), names unique (the list is a
-  // map keyed by name). Numbers index a typed array (a Map of 100,000 entries costs 10-20 ms here).
-  const firstWithNumber = new Int32Array(65_536);
+  // map keyed by name). At most MAX_SERVICE_ENTRY_PORTS of them (checked by the caller).
+  const firstWithNumber = new Map<number, number>();
   const firstNameAt = new Map<string, number>();
   for (let i = 0; i < ports.length; i++) {
     if (i % 64 === 0) ctx.budget?.check();
@@ -168,13 +168,12 @@ function checkPorts(
     if (p === undefined) continue;
     const number = p.number;
     if (isPortNumber(number)) {
-      const first = firstWithNumber[number] ?? 0;
-      if (first === 0) firstWithNumber[number] = i + 1;
+      const first = firstWithNumber.get(number);
+      if (first === undefined) firstWithNumber.set(number, i);
       else
         f.deny(
           () => field('spec', 'ports', i, 'number'),
-          () =>
-            `${number} is already used by spec.ports[${first - 1}]; port numbers must be unique in an entry`,
+          () => `${number} is already used by spec.ports[${first}]; port numbers must be unique in an entry`,
         );
     }
     const name = p.name;
