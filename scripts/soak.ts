@@ -495,7 +495,7 @@ async function main(): Promise<number> {
       const oversizers =
         num('oversize-declared', f['oversize-declared']) + num('oversize-chunked', f['oversize-chunked']);
       // Per held connection: socket, TLS state and HTTP parser, well under 64 KiB. Per oversized
-      // body in flight: fastify buffers at most the 7 MiB limit, counted twice (chunks + concat).
+      // body in flight: the webhook buffers at most the 7 MiB limit, counted twice (chunks + concat).
       // Plus 64 MiB for the young generation and allocator slack.
       const rssBound = preRss + holders * 64 * 1024 + oversizers * 2 * 7 * MiB + 64 * MiB;
       const after = sampler.of('after-overload').at(-1);

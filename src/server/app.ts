@@ -1,8 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Server as HttpsServer } from 'node:https';
+import { createServer, type Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { admit, type AdmissionDeps, type AdmissionResult, type Webhook } from '../admission/handler.js';
 import { encodeReview } from '../admission/review.js';
 import { parseGoDuration } from '../model/duration.js';
@@ -13,7 +12,18 @@ import type { Logger } from '../telemetry/logger.js';
 import { knownOr, LABEL_VALUES, type Metrics } from '../telemetry/metrics.js';
 import { parseBody, RefusedBody } from './body.js';
 
-export type WebhookApp = FastifyInstance<HttpsServer, IncomingMessage, ServerResponse>;
+/** The admission endpoints: an HTTPS server and the request handler it runs. */
+export interface WebhookApp {
+  readonly server: HttpsServer;
+  /** The handler the server runs for every request (tests drive it without TLS). */
+  readonly handler: (req: IncomingMessage, res: ServerResponse) => void;
+  listen(address: { readonly host: string; readonly port: number }): Promise<void>;
+  /**
+   * Stops accepting connections and closes the idle ones; answers still in flight carry
+   * `Connection: close`. Resolves once every connection is closed.
+   */
+  close(): Promise<void>;
+}
 
 export interface WebhookAppOptions {
   readonly admission: AdmissionDeps;
@@ -76,8 +86,13 @@ const STATUS_OF: Partial<Record<BreezeErrorCode, number>> = {
   BAD_REQUEST: 400,
   UNSUPPORTED_MEDIA_TYPE: 415,
   PAYLOAD_TOO_LARGE: 413,
-  DEADLINE_EXCEEDED: 500,
 };
+
+/** The two endpoints, by path. */
+const WEBHOOKS = new Map<string, Webhook>([
+  ['/validate', 'validate'],
+  ['/mutate', 'mutate'],
+]);
 
 /** What one request to /validate or /mutate ended with; logged and counted when it closes. */
 type Outcome =
@@ -88,7 +103,8 @@ type Outcome =
 
 interface Exchange {
   readonly webhook: Webhook;
-  readonly start: bigint;
+  /** performance.now() when the request arrived. */
+  readonly start: number;
   /** The API server's ?timeout= in ms; undefined when absent or not a positive Go duration. */
   readonly timeoutMs: number | undefined;
   /** Epoch ms after which admit() must not run; undefined without a usable ?timeout=. */
@@ -98,73 +114,50 @@ interface Exchange {
 }
 
 /**
- * The HTTPS (HTTP/1.1 only) admission endpoints: POST /validate and POST /mutate. Every request
- * ends in exactly one log line and one observation of the admission metrics.
+ * The HTTPS (HTTP/1.1 only) admission endpoints: POST /validate and POST /mutate, on a plain
+ * node:https server with one handler (a framework's routing, hooks and reply objects cost about
+ * as much per review as deciding it). Every request ends in exactly one log line and one
+ * observation of the admission metrics. What the handler does, in order:
+ * - any other method or path: 404; a request while the server closes: 503;
+ * - Content-Encoding other than identity, or a media type other than application/json: 415;
+ * - a body over BODY_LIMIT_BYTES (by Content-Length, or as it arrives): 413, not read further;
+ * - the body is scanned for its cost, parsed (400 when it is not JSON) and decided by admit();
+ * - the API server's ?timeout= less a margin: past it, 500 and the connection closed.
+ * 413, 415 and deadline answers close the connection (the body may still be arriving).
  */
 export function buildWebhookApp(opts: WebhookAppOptions): WebhookApp {
   const { logger, metrics, admission } = opts;
   const decisions = decisionLogger(logger);
   const timeouts: ServerTimeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
-  const app = Fastify({
-    https: {
-      cert: opts.tls.cert,
-      key: opts.tls.key,
-      minVersion: 'TLSv1.2',
-      ...(opts.tls.ca === undefined ? {} : { ca: opts.tls.ca, requestCert: true, rejectUnauthorized: true }),
-      // HTTP/1.1 only: no h2 (CVE-2023-44487, and the API server speaks HTTP/1.1 to webhooks).
-      ALPNProtocols: ['http/1.1'],
-      handshakeTimeout: timeouts.handshakeMs,
-      requestTimeout: timeouts.requestMs,
-      headersTimeout: timeouts.headersMs,
-      connectionsCheckingInterval: timeouts.checkIntervalMs,
-    },
-    // fastify logs nothing itself: every line is ours (one per request, see finish()). Without a
-    // logger instance fastify also skips making a child logger for each request.
-    logger: false,
-    requestTimeout: timeouts.requestMs,
-    keepAliveTimeout: timeouts.keepAliveMs,
-    return503OnClosing: true,
-    // JSON.parse makes a `__proto__` key an own data property, which is what the API server
-    // stores (an Istio object may hold one, e.g. as a header-match map key). fastify's default
-    // answers such a body with a bare 400, which a failurePolicy Ignore webhook (the EnvoyFilter
-    // guard) turns into "allowed". Breeze's code never copies input keys onto plain objects.
-    onProtoPoisoning: 'ignore',
-    onConstructorPoisoning: 'ignore',
-  });
-  guardFirstRequest(app.server, timeouts);
-
-  const exchanges = new WeakMap<FastifyRequest, Exchange>();
   let closing = false;
 
-  // Only JSON: fastify answers 415 for any other media type it is sent.
-  app.removeContentTypeParser('text/plain');
-  app.removeContentTypeParser('application/json');
-  // As bytes: the cost scan reads bytes, and JSON.parse then gets one flat string (read as a
-  // string, the body would be a rope of chunks that the first indexOf has to copy).
-  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => {
-    try {
-      done(null, parseBody(body as Buffer));
-    } catch (err) {
-      done(err as Error, undefined);
-    }
-  });
-
-  app.addHook('preClose', (done) => {
-    closing = true;
-    done();
-  });
   // Draining, or in flight when close() began: the connection must not stay open for keep-alive
-  // (server.close() waits for every connection, and an idle one would hold it for 120 s). Set on
-  // each answer rather than in an onSend hook, which would cost every request a hook round.
-  const answer = (reply: FastifyReply, status: number, body: unknown): void => {
-    if (closing || opts.draining?.() === true) void reply.header('connection', 'close');
-    void reply.code(status).send(body);
+  // (server.close() waits for every connection, and an idle one would hold it for 120 s).
+  const answer = (res: ServerResponse, status: number, body: unknown, close = false): void => {
+    if (res.headersSent || res.writableEnded) return;
+    let text: string;
+    try {
+      text = JSON.stringify(body);
+    } catch {
+      status = 500;
+      text = '{"message":"internal error in Breeze"}';
+    }
+    // A flat list: Node takes it as is, with no object to walk.
+    const headers = [
+      'content-type',
+      'application/json; charset=utf-8',
+      'content-length',
+      String(Buffer.byteLength(text)),
+    ];
+    if (close || closing || opts.draining?.() === true) headers.push('connection', 'close');
+    res.writeHead(status, headers);
+    res.end(text);
   };
 
   const finish = (ex: Exchange): void => {
     clearTimeout(ex.timer);
     metrics.admissionInFlight.dec();
-    const seconds = Number(process.hrtime.bigint() - ex.start) / 1e9;
+    const seconds = (performance.now() - ex.start) / 1e3;
     const durationMs = Math.round(seconds * 1e6) / 1e3;
     const outcome = ex.outcome;
     if (outcome === undefined) {
@@ -183,21 +176,76 @@ export function buildWebhookApp(opts: WebhookAppOptions): WebhookApp {
     logOutcome(logger, decisions, ex.webhook, outcome, durationMs);
   };
 
-  // One onRequest per route, knowing its webhook: request.routeOptions builds a new object of
-  // twelve fields on every read.
-  const onRequestOf =
-    (webhook: Webhook) =>
-    (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void => {
-      onRequest(webhook, request, reply, done);
-    };
-  const onRequest = (
-    webhook: Webhook,
-    request: FastifyRequest,
-    reply: FastifyReply,
-    done: (err?: Error) => void,
-  ): void => {
-    const start = process.hrtime.bigint();
-    const timeoutMs = timeoutOf(request.query);
+  /** A request refused before a decision (4xx), with the reason as its message. */
+  const reject = (ex: Exchange, res: ServerResponse, error: BreezeError): void => {
+    if (ex.outcome !== undefined) return;
+    const status = STATUS_OF[error.code] ?? 400;
+    ex.outcome = { type: 'rejected', status, error };
+    // 413 and 415: the body was not (fully) read, so close rather than drain it for the next request.
+    answer(res, status, { message: error.message }, status === 413 || status === 415);
+  };
+
+  const expire = (ex: Exchange, res: ServerResponse): void => {
+    if (res.headersSent || ex.outcome !== undefined) return;
+    const timeoutMs = ex.timeoutMs ?? 0;
+    ex.outcome = { type: 'deadline', timeoutMs };
+    // The body may still be arriving: close the connection rather than read the rest of it.
+    answer(
+      res,
+      500,
+      {
+        message: `deadline exceeded: no answer within the API server's timeout of ${timeoutMs}ms (less a safety margin)`,
+      },
+      true,
+    );
+  };
+
+  const decide = (ex: Exchange, res: ServerResponse, bytes: Buffer): void => {
+    if (res.headersSent || ex.outcome !== undefined) return;
+    if (ex.deadline !== undefined && Date.now() >= ex.deadline) {
+      expire(ex, res);
+      return;
+    }
+    let body: unknown;
+    try {
+      body = parseBody(bytes);
+    } catch (error) {
+      if (isBreezeError(error) && STATUS_OF[error.code] !== undefined) reject(ex, res, error);
+      else {
+        ex.outcome = { type: 'internal', error };
+        answer(res, 500, { message: 'internal error in Breeze' });
+      }
+      return;
+    }
+    let result: AdmissionResult;
+    try {
+      result = body instanceof RefusedBody ? refused(body) : admit(ex.webhook, body, admission);
+    } catch (error) {
+      // admit() promises never to throw; this is the net under that promise.
+      ex.outcome = { type: 'internal', error };
+      answer(res, 500, { message: 'internal error in Breeze' });
+      return;
+    }
+    ex.outcome = { type: 'decision', result };
+    answer(res, result.httpStatus, result.body);
+  };
+
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const webhook = req.method === 'POST' ? WEBHOOKS.get(q < 0 ? url : url.slice(0, q)) : undefined;
+    if (webhook === undefined) {
+      req.resume();
+      answer(res, 404, { message: `${req.method ?? ''} ${quote(url, 200).slice(1, -1)} not found` });
+      return;
+    }
+    if (closing) {
+      req.resume();
+      answer(res, 503, { message: 'Breeze is shutting down: retry on another replica' }, true);
+      return;
+    }
+    const start = performance.now();
+    const timeoutMs = q < 0 ? undefined : timeoutOf(url.slice(q + 1));
     const budgetMs =
       timeoutMs === undefined ? undefined : timeoutMs - Math.min(DEADLINE_MARGIN_MAX_MS, timeoutMs / 10);
     const ex: Exchange = {
@@ -208,17 +256,18 @@ export function buildWebhookApp(opts: WebhookAppOptions): WebhookApp {
       timer: undefined,
       outcome: undefined,
     };
-    exchanges.set(request, ex);
     metrics.admissionInFlight.inc();
-    reply.raw.once('close', () => finish(ex));
+    res.once('close', () => finish(ex));
     if (budgetMs !== undefined) {
-      ex.timer = setTimeout(() => expire(ex, reply), budgetMs);
+      ex.timer = setTimeout(() => expire(ex, res), budgetMs);
       ex.timer.unref();
     }
     // Bodies are read as sent: a compressed one would only fail later as "not valid JSON".
-    const encoding = request.headers['content-encoding'];
+    const encoding = req.headers['content-encoding'];
     if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
-      done(
+      reject(
+        ex,
+        res,
         new BreezeError(
           'UNSUPPORTED_MEDIA_TYPE',
           `Content-Encoding ${quote(encoding)} is not supported: send the AdmissionReview uncompressed (identity)`,
@@ -226,10 +275,12 @@ export function buildWebhookApp(opts: WebhookAppOptions): WebhookApp {
       );
       return;
     }
-    const contentType = request.headers['content-type'];
+    const contentType = req.headers['content-type'];
     const essence = (contentType ?? '').split(';')[0]?.trim().toLowerCase();
     if (essence !== 'application/json') {
-      done(
+      reject(
+        ex,
+        res,
         new BreezeError(
           'UNSUPPORTED_MEDIA_TYPE',
           `Content-Type must be application/json, got ${contentType === undefined ? 'null' : quote(contentType)}`,
@@ -237,79 +288,72 @@ export function buildWebhookApp(opts: WebhookAppOptions): WebhookApp {
       );
       return;
     }
-    done();
-  };
-
-  const expire = (ex: Exchange, reply: FastifyReply): void => {
-    if (reply.sent || ex.outcome !== undefined) return;
-    const timeoutMs = ex.timeoutMs ?? 0;
-    ex.outcome = { type: 'deadline', timeoutMs };
-    // The body may still be arriving: close the connection rather than read the rest of it.
-    void reply.header('connection', 'close');
-    answer(reply, 500, {
-      message: `deadline exceeded: no answer within the API server's timeout of ${timeoutMs}ms (less a safety margin)`,
+    const tooLarge = (): BreezeError =>
+      new BreezeError('PAYLOAD_TOO_LARGE', `the body is larger than ${BODY_LIMIT_BYTES} bytes (7 MiB)`);
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > BODY_LIMIT_BYTES) {
+      reject(ex, res, tooLarge());
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let received = 0;
+    req.on('data', (chunk: Buffer) => {
+      if (ex.outcome !== undefined) return;
+      received += chunk.length;
+      if (received > BODY_LIMIT_BYTES) {
+        chunks.length = 0;
+        reject(ex, res, tooLarge());
+        return;
+      }
+      chunks.push(chunk);
     });
-  };
-
-  const handle = (request: FastifyRequest, reply: FastifyReply): void => {
-    const ex = exchanges.get(request);
-    if (ex === undefined || reply.sent || ex.outcome !== undefined) return;
-    if (ex.deadline !== undefined && Date.now() >= ex.deadline) {
-      expire(ex, reply);
-      return;
-    }
-    let result: AdmissionResult;
-    try {
-      const body = request.body;
-      result = body instanceof RefusedBody ? refused(body) : admit(ex.webhook, body, admission);
-    } catch (error) {
-      // admit() promises never to throw; this is the net under that promise.
-      ex.outcome = { type: 'internal', error };
-      answer(reply, 500, { message: 'internal error in Breeze' });
-      return;
-    }
-    ex.outcome = { type: 'decision', result };
-    answer(reply, result.httpStatus, result.body);
-  };
-
-  app.setErrorHandler((error, request, reply) => {
-    const ex = exchanges.get(request);
-    const breeze = toBreezeError(error);
-    const status = STATUS_OF[breeze.code];
-    if (status !== undefined && status < 500) {
-      if (ex !== undefined && ex.outcome === undefined)
-        ex.outcome = { type: 'rejected', status, error: breeze };
-      if (ex === undefined) logger.warn({ url: request.url, reason: breeze.message }, 'rejected request');
-      // The body was not (fully) read: close rather than drain it for the next request.
-      if (status === 413 || status === 415) void reply.header('connection', 'close');
-      answer(reply, status, { message: breeze.message });
-      return;
-    }
-    if (ex !== undefined && ex.outcome === undefined) ex.outcome = { type: 'internal', error };
-    if (ex === undefined) {
-      metrics.admissionInternalErrors.inc();
-      logger.error({ url: request.url, err: errorFields(error) }, 'internal error');
-    }
-    answer(reply, 500, { message: 'internal error in Breeze' });
-  });
-
-  app.setNotFoundHandler((request, reply) => {
-    answer(reply, 404, { message: `${request.method} ${request.url} not found` });
-  });
-
-  for (const [url, webhook] of [
-    ['/validate', 'validate'],
-    ['/mutate', 'mutate'],
-  ] as const) {
-    app.route({
-      method: 'POST',
-      url,
-      bodyLimit: BODY_LIMIT_BYTES,
-      onRequest: onRequestOf(webhook),
-      handler: handle,
+    req.once('end', () => {
+      decide(ex, res, chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, received));
     });
-  }
-  return app;
+    // A reset mid-body: 'close' logs it (no answer); nothing else to do.
+    req.once('error', () => undefined);
+  };
+
+  const server = createServer(
+    {
+      cert: opts.tls.cert,
+      key: opts.tls.key,
+      minVersion: 'TLSv1.2',
+      ...(opts.tls.ca === undefined ? {} : { ca: opts.tls.ca, requestCert: true, rejectUnauthorized: true }),
+      // HTTP/1.1 only: no h2 (CVE-2023-44487, and the API server speaks HTTP/1.1 to webhooks).
+      ALPNProtocols: ['http/1.1'],
+      handshakeTimeout: timeouts.handshakeMs,
+      requestTimeout: timeouts.requestMs,
+      headersTimeout: timeouts.headersMs,
+      keepAliveTimeout: timeouts.keepAliveMs,
+      connectionsCheckingInterval: timeouts.checkIntervalMs,
+    },
+    handler,
+  );
+  guardFirstRequest(server, timeouts);
+
+  return {
+    server,
+    handler,
+    listen: (address) =>
+      new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(address.port, address.host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        closing = true;
+        if (!server.listening) {
+          resolve();
+          return;
+        }
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      }),
+  };
 }
 
 /** The first request of one connection, watched against deadlines counted from its TCP accept. */
@@ -376,41 +420,17 @@ function refused(body: RefusedBody): AdmissionResult {
   return { httpStatus: 200, body: encodeReview(body.apiVersion, body.uid, decision), record: undefined };
 }
 
-/** The last ?timeout= text and its value: the API server sends the same one with every request. */
-let lastTimeout: { readonly text: string; readonly ms: number | undefined } = { text: '', ms: undefined };
+/** The last query and its ?timeout= value: the API server sends the same one with every request. */
+let lastTimeout: { readonly query: string; readonly ms: number | undefined } = { query: '', ms: undefined };
 
-function timeoutOf(query: unknown): number | undefined {
-  const raw = asRecord(query)?.timeout;
-  const text = asString(Array.isArray(raw) ? (raw as unknown[])[0] : raw);
-  if (text === undefined) return undefined;
-  if (text !== lastTimeout.text) {
-    const ms = parseGoDuration(text);
-    lastTimeout = { text, ms: ms !== undefined && ms > 0 ? ms : undefined };
+/** The ?timeout= of a query string (the first one), in ms; undefined when absent or not a positive Go duration. */
+function timeoutOf(query: string): number | undefined {
+  if (query !== lastTimeout.query) {
+    const text = new URLSearchParams(query).get('timeout');
+    const ms = text === null ? undefined : parseGoDuration(text);
+    lastTimeout = { query, ms: ms !== undefined && ms > 0 ? ms : undefined };
   }
   return lastTimeout.ms;
-}
-
-/** Maps what fastify or a hook threw onto a BreezeError code. */
-function toBreezeError(error: unknown): BreezeError {
-  if (isBreezeError(error)) return error;
-  const e = error as { code?: unknown; statusCode?: unknown; message?: unknown };
-  const message = typeof e.message === 'string' ? e.message : 'request failed';
-  switch (e.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new BreezeError(
-        'PAYLOAD_TOO_LARGE',
-        `the body is larger than ${BODY_LIMIT_BYTES} bytes (7 MiB)`,
-      );
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new BreezeError('UNSUPPORTED_MEDIA_TYPE', 'Content-Type must be application/json');
-    default:
-      break;
-  }
-  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
-    const prefix = error instanceof SyntaxError ? 'the body is not valid JSON: ' : '';
-    return new BreezeError('BAD_REQUEST', `${prefix}${message}`);
-  }
-  return new BreezeError('INTERNAL', 'internal error', { cause: error });
 }
 
 /** An error as logged: type, message and stack, never other properties (which may hold objects). */

@@ -88,9 +88,9 @@ t.test(
       t.equal(status.details.causes.length, 1);
     }
     // The mutating webhook defaults nothing on such an entry (the validating one denies it).
-  const mutated = admit('mutate', badPortsReview(60_000), deps()).body.response as any;
-  t.same([mutated.allowed, mutated.patch], [true, undefined]);
-  const at = admit('validate', badPortsReview(MAX_SERVICE_ENTRY_PORTS), deps());
+    const mutated = admit('mutate', badPortsReview(60_000), deps()).body.response as any;
+    t.same([mutated.allowed, mutated.patch], [true, undefined]);
+    const at = admit('validate', badPortsReview(MAX_SERVICE_ENTRY_PORTS), deps());
     t.match(
       (at.body.response as any).status.message,
       /\n\* \.\.\. and 4046 more problems$/,
