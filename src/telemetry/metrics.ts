@@ -230,7 +230,7 @@ export function createMetrics(): Metrics {
     cacheRejected: closed(
       new Counter({
         name: 'breeze_cache_objects_rejected_total',
-        help: 'Objects a source delivered that the config cache did not take (over the depth, string or list bounds, or unreadable); the previous version is kept. Counted once per object version, by origin (kubernetes, istiod, file, admission).',
+        help: 'Objects a source delivered that the config cache did not take (over the depth, string or list bounds, unreadable, or over 256 KiB from admission); the previous version is kept. Counted once per object version, by origin (kubernetes, istiod, file, admission).',
         labelNames: ['origin'],
         registers,
       }),
