@@ -73,6 +73,16 @@ export function checkBounds(
   return firstViolation(value, bounds, rootPath, budget);
 }
 
+/**
+ * Whether a walk must visit a value: a container, or a string too long (other scalars cannot break
+ * a bound, so they get no frame).
+ */
+function mayBreak(item: unknown, bounds: Bounds): boolean {
+  return typeof item === 'string'
+    ? item.length > bounds.maxStringLength
+    : typeof item === 'object' && item !== null;
+}
+
 /** Whether a value is within the bounds: the walk of firstViolation without paths. */
 function withinBounds(value: unknown, bounds: Bounds, budget: { check(): void } | undefined): boolean {
   const values: unknown[] = [value];
@@ -92,11 +102,7 @@ function withinBounds(value: unknown, bounds: Bounds, budget: { check(): void } 
       if (v.length > bounds.maxListItems) return false;
       for (let i = v.length - 1; i >= 0; i--) {
         const item: unknown = v[i];
-        if (
-          typeof item === 'string'
-            ? item.length > bounds.maxStringLength
-            : typeof item === 'object' && item !== null
-        ) {
+        if (mayBreak(item, bounds)) {
           values.push(item);
           depths.push(depth + 1);
         }
@@ -107,11 +113,7 @@ function withinBounds(value: unknown, bounds: Bounds, budget: { check(): void } 
     for (const k in v) {
       if (k.length > bounds.maxStringLength) return false;
       const item = (v as Record<string, unknown>)[k];
-      if (
-        typeof item === 'string'
-          ? item.length > bounds.maxStringLength
-          : typeof item === 'object' && item !== null
-      ) {
+      if (mayBreak(item, bounds)) {
         values.push(item);
         depths.push(depth + 1);
       }
@@ -161,12 +163,7 @@ function firstViolation(
       for (let i = v.length - 1; i >= 0; i--) {
         const item: unknown = v[i];
         // Scalars other than strings cannot break a bound: no frame for them.
-        if (
-          typeof item === 'string'
-            ? item.length > bounds.maxStringLength
-            : typeof item === 'object' && item !== null
-        )
-          stack.push(new Frame(item, depth + 1, frame, i));
+        if (mayBreak(item, bounds)) stack.push(new Frame(item, depth + 1, frame, i));
       }
       continue;
     }
@@ -180,12 +177,7 @@ function firstViolation(
         };
       }
       const item = (v as Record<string, unknown>)[k];
-      if (
-        typeof item === 'string'
-          ? item.length > bounds.maxStringLength
-          : typeof item === 'object' && item !== null
-      )
-        stack.push(new Frame(item, depth + 1, frame, k));
+      if (mayBreak(item, bounds)) stack.push(new Frame(item, depth + 1, frame, k));
     }
   }
   return undefined;
