@@ -195,6 +195,37 @@ async function readPort(child: ChildProcess, what: string): Promise<number> {
   return Number(line);
 }
 
+/**
+ * Breeze as a user starts it: compiled into DIR/build, then `serve --mode local --log-level warn`
+ * on loopback ports with these files of examples/ as its config dir (both benches' target).
+ */
+export async function startLocalBreeze(
+  dir: string,
+  certs: { readonly certFile: string; readonly keyFile: string },
+  examples: readonly string[],
+  node: readonly string[] = [],
+): Promise<BreezeProcess> {
+  const configDir = join(dir, 'config');
+  mkdirSync(configDir);
+  for (const f of examples) copyFileSync(join(repo, 'examples', f), join(configDir, f));
+  const main = buildBreeze(join(dir, 'build'));
+  return startBreezeProcess({
+    main,
+    node: [...node],
+    args: [
+      'serve',
+      ...loopbackArgs('local', certs),
+      '--config-dir',
+      configDir,
+      '--out-dir',
+      join(dir, 'out'),
+      '--log-level',
+      'warn',
+    ],
+    env: {},
+  });
+}
+
 /** The bare node:https server in its own process (plain JavaScript, no loader). */
 export async function startBaseline(
   certFile: string,
@@ -268,7 +299,8 @@ async function load(
   };
 }
 
-const median = (xs: readonly number[]): number => {
+/** The median of some figures (the mean of the two middle ones for an even count); NaN for none. */
+export const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   if (s.length === 0) return NaN;
   const mid = Math.floor(s.length / 2);
@@ -298,13 +330,7 @@ export async function runAdmissionBench(opts: {
   const rounds = opts.rounds ?? 5;
   const dir = mkdtempSync(join(tmpdir(), 'breeze-bench-'));
   const certs = await writeDevCertificates(dir, ['127.0.0.1', 'localhost']);
-  const configDir = join(dir, 'config');
-  mkdirSync(configDir);
-  for (const f of ['dubbo.yaml', 'thrift.yaml', 'redis.yaml', 'zookeeper.yaml'])
-    copyFileSync(join(repo, 'examples', f), join(configDir, f));
   const body = realisticReview();
-  console.log('Admission benchmark: compiling Breeze');
-  const main = buildBreeze(join(dir, 'build'));
   const profDir = opts.cpuProfDir;
   if (profDir !== undefined) {
     rmSync(profDir, { recursive: true, force: true });
@@ -314,21 +340,13 @@ export async function runAdmissionBench(opts: {
   const others: ChildProcess[] = [];
   const runs = new Map<TargetName, { max: LoadResult[]; fixed: LoadResult[] }>();
   try {
-    breeze = await startBreezeProcess({
-      main,
-      node: profDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profDir],
-      args: [
-        'serve',
-        ...loopbackArgs('local', certs),
-        '--config-dir',
-        configDir,
-        '--out-dir',
-        join(dir, 'out'),
-        '--log-level',
-        'warn',
-      ],
-      env: {},
-    });
+    console.log('Admission benchmark: compiling Breeze');
+    breeze = await startLocalBreeze(
+      dir,
+      certs,
+      ['dubbo.yaml', 'thrift.yaml', 'redis.yaml', 'zookeeper.yaml'],
+      profDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profDir],
+    );
     const baseline = await startBaseline(certs.certFile, certs.keyFile);
     others.push(baseline.child);
     // The API server appends its timeout to the webhook URL (?timeout=10s by default).

@@ -12,21 +12,15 @@
 //     each of the costliest families back to back. Target: /healthz p99 under 50 ms (a loop
 //     blocked by at most one request of at most 50 ms).
 //
-// Breeze runs as `node dist/cli/main.js serve --mode local` (compiled into a scratch dir) with the
-// Dubbo and Redis examples as its files, as a user would start it.
+// Breeze runs as `node dist/cli/main.js serve --mode local` (compiled into a scratch dir, see
+// startLocalBreeze) with the Dubbo and Redis examples as its files, as a user would start it.
 import type { ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeDevCertificates } from '../src/pki/certs.js';
-import {
-  buildBreeze,
-  httpStatus,
-  startBreezeProcess,
-  stopBreezeProcess,
-  type BreezeProcess,
-} from '../scripts/soak-breeze.js';
+import { httpStatus, stopBreezeProcess, type BreezeProcess } from '../scripts/soak-breeze.js';
 import {
   buildCase,
   FAMILIES,
@@ -34,11 +28,9 @@ import {
   type Family,
   type HostileCase,
 } from '../test/hostile/mutations.js';
-import { loopbackArgs } from '../test/e2e/loopback.js';
-import { sampleReview, startBaseline } from './admission.js';
+import { median, sampleReview, startBaseline, startLocalBreeze } from './admission.js';
 import type { HostileFamilyResult, HostileResult, Latency } from './report.js';
 
-const repo = new URL('../', import.meta.url).pathname;
 const BODY_LIMIT = 7 * 1024 * 1024;
 /** The API server gives up on a webhook after at most 30 s; so does this client. */
 const REQUEST_TIMEOUT_MS = 30_000;
@@ -46,11 +38,6 @@ export const HOSTILE_TARGET_MS = 50;
 /** Costliest fuzzed requests of each family sent again, and how many times each. */
 const CONFIRM_CASES = 3;
 const CONFIRM_REPEATS = 5;
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor((s.length - 1) / 2)] ?? 0;
-}
 
 interface Answer {
   readonly ms: number;
@@ -165,11 +152,6 @@ export async function runHostileBench(opts: {
   const dir = mkdtempSync(join(tmpdir(), 'breeze-bench-hostile-'));
   const certs = await writeDevCertificates(join(dir, 'tls'), ['127.0.0.1', 'localhost']);
   const ca = readFileSync(certs.caFile, 'utf8');
-  const configDir = join(dir, 'config');
-  mkdirSync(configDir);
-  for (const f of ['dubbo.yaml', 'redis.yaml']) copyFileSync(join(repo, 'examples', f), join(configDir, f));
-  console.log('Hostile benchmark: compiling Breeze');
-  const main = buildBreeze(join(dir, 'build'));
   let breeze: BreezeProcess | undefined;
   let baseline: { port: number; child: ChildProcess } | undefined;
   const agents = [
@@ -177,20 +159,8 @@ export async function runHostileBench(opts: {
     new Agent({ keepAlive: true, maxSockets: 1 }),
   ];
   try {
-    breeze = await startBreezeProcess({
-      main,
-      args: [
-        'serve',
-        ...loopbackArgs('local', certs),
-        '--config-dir',
-        configDir,
-        '--out-dir',
-        join(dir, 'out'),
-        '--log-level',
-        'warn',
-      ],
-      env: {},
-    });
+    console.log('Hostile benchmark: compiling Breeze');
+    breeze = await startLocalBreeze(dir, certs, ['dubbo.yaml', 'redis.yaml']);
     baseline = await startBaseline(certs.certFile, certs.keyFile);
     const b = breeze;
     const healthUrl = `http://127.0.0.1:${b.healthPort}/healthz`;

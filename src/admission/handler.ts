@@ -11,6 +11,7 @@ import { guardEnvoyFilter } from './envoyfilter-guard.js';
 import { mutateServiceEntry } from './mutators/serviceentry.js';
 import {
   allow,
+  decisionOf,
   decodeReview,
   deny,
   encodeReview,
@@ -200,10 +201,8 @@ function decide(webhook: Webhook, req: AdmissionRequest, deps: AdmissionDeps): D
       ...(deps.redisAuthMode === undefined ? {} : { redisAuthMode: deps.redisAuthMode }),
       ...(deps.protocols === undefined ? {} : { protocols: deps.protocols }),
     });
-    const notKept = { problems: findings.problemsNotKept ?? 0, warnings: findings.warningsNotKept ?? 0 };
-    if (findings.problems.length > 0)
-      return { decision: deny(findings.problems, findings.warnings, subject, notKept) };
-    const decision = allow(findings.warnings, [], notKept);
+    const decision = decisionOf(findings, subject);
+    if (!decision.allowed) return { decision };
     if (req.dryRun || deps.onAdmitted === undefined) return { decision };
     const onAdmitted = deps.onAdmitted;
     const change: AdmittedChange = { operation: req.operation, kind, namespace, name, object: req.object };

@@ -1,7 +1,7 @@
 import { BreezeError } from '../errors.js';
 import { asRecord, asString, isRecord, type JsonRecord } from '../model/json.js';
 import { quote } from '../model/limits.js';
-import type { DenialSubject, Problem } from './findings.js';
+import type { DenialSubject, Findings, Problem } from './findings.js';
 import {
   boundWarnings,
   denialMessage,
@@ -134,27 +134,27 @@ export interface Decision {
   /** The object denied: named in the message and in `status.details` (kind, group, name). */
   readonly subject?: DenialSubject;
   readonly warnings?: readonly string[];
-  /** Problems and warnings found beyond those kept (see FindingsBuilder): counted in the answer. */
-  readonly notKept?: NotKept;
+  /** Problems and warnings a validator counted past its caps (see FindingsBuilder): counted in the answer. */
+  readonly problemsNotKept?: number;
+  readonly warningsNotKept?: number;
   readonly patch?: readonly JsonPatchOp[];
 }
 
-/** How many problems and warnings a validator counted past its caps without keeping them. */
-export interface NotKept {
-  readonly problems: number;
-  readonly warnings: number;
+export function allow(warnings: readonly string[] = [], patch: readonly JsonPatchOp[] = []): Decision {
+  return { allowed: true, code: 200, warnings, patch };
 }
 
-function notKeptOf(n: NotKept | undefined): { notKept?: NotKept } {
-  return n === undefined || (n.problems === 0 && n.warnings === 0) ? {} : { notKept: n };
-}
-
-export function allow(
-  warnings: readonly string[] = [],
-  patch: readonly JsonPatchOp[] = [],
-  notKept?: NotKept,
-): Decision {
-  return { allowed: true, code: 200, warnings, patch, ...notKeptOf(notKept) };
+/** A validator's verdict on an object: denied when it found a problem, else allowed with its warnings. */
+export function decisionOf(findings: Findings, subject: DenialSubject): Decision {
+  const counts = {
+    ...(findings.problemsNotKept === undefined ? {} : { problemsNotKept: findings.problemsNotKept }),
+    ...(findings.warningsNotKept === undefined ? {} : { warningsNotKept: findings.warningsNotKept }),
+  };
+  const d =
+    findings.problems.length > 0
+      ? deny(findings.problems, findings.warnings, subject, findings.problemsNotKept)
+      : allow(findings.warnings);
+  return { ...d, ...counts };
 }
 
 /**
@@ -171,9 +171,9 @@ export function deny(
   problems: readonly Problem[],
   warnings: readonly string[] = [],
   subject?: DenialSubject,
-  notKept?: NotKept,
+  /** Problems found past those listed in `problems`, counted in the message. */
+  more = 0,
 ): Decision {
-  const more = notKept?.problems ?? 0;
   if (subject === undefined)
     return {
       allowed: false,
@@ -182,7 +182,6 @@ export function deny(
       message: formatProblems(problems, more),
       problems,
       warnings,
-      ...notKeptOf(notKept),
     };
   return {
     allowed: false,
@@ -191,7 +190,6 @@ export function deny(
     problems,
     subject,
     warnings,
-    ...notKeptOf(notKept),
   };
 }
 
@@ -226,7 +224,7 @@ export function encodeReview(apiVersion: ReviewVersion, uid: string, d: Decision
     };
     if (d.reason !== undefined) status.reason = d.reason;
     if (d.problems !== undefined && d.problems.length > 0) {
-      const { listed, more } = listProblems(d.problems, d.notKept?.problems);
+      const { listed, more } = listProblems(d.problems, d.problemsNotKept);
       // metav1.StatusCause carries its type under the JSON key `reason` (a `type` key is dropped).
       const causes: JsonRecord[] = listed.map((p) => ({
         reason: 'FieldValueInvalid',
@@ -241,7 +239,7 @@ export function encodeReview(apiVersion: ReviewVersion, uid: string, d: Decision
     response.status = status;
   }
   if (d.warnings !== undefined && d.warnings.length > 0)
-    response.warnings = boundWarnings(d.warnings, d.notKept?.warnings);
+    response.warnings = boundWarnings(d.warnings, d.warningsNotKept);
   if (d.allowed && d.patch !== undefined && d.patch.length > 0) {
     response.patchType = 'JSONPatch';
     response.patch = Buffer.from(JSON.stringify(d.patch)).toString('base64');

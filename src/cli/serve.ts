@@ -10,6 +10,7 @@ import { parseServeConfig, SERVE_FLAGS, type ServeConfig } from '../config/serve
 import { BreezeError } from '../errors.js';
 import { asString, type JsonRecord } from '../model/json.js';
 import { handledKindOf } from '../model/kinds.js';
+import { loadClientNode } from '../kube/client-node.js';
 import { ensureDevCertificates } from '../pki/certs.js';
 import { SelfManagedCertificates } from '../pki/selfmanaged.js';
 import { Controller, SHUTDOWN_FLUSH_MS } from '../reconcile/controller.js';
@@ -24,7 +25,6 @@ import { FileSource } from '../sources/file.js';
 import { IstiodSource, type IstiodEvents } from '../sources/istiod/ads.js';
 import { sourceMetrics } from '../sources/istiod/metrics.js';
 import { KubernetesSource } from '../sources/kubernetes/kubernetes.js';
-import { loadClientNode } from '../sources/kubernetes/watch.js';
 import type { Source } from '../sources/types.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';

@@ -88,6 +88,10 @@ const STATUS_OF: Partial<Record<BreezeErrorCode, number>> = {
   PAYLOAD_TOO_LARGE: 413,
 };
 
+function tooLarge(): BreezeError {
+  return new BreezeError('PAYLOAD_TOO_LARGE', `the body is larger than ${BODY_LIMIT_BYTES} bytes (7 MiB)`);
+}
+
 /** The two endpoints, by path. */
 const WEBHOOKS = new Map<string, Webhook>([
   ['/validate', 'validate'],
@@ -288,8 +292,6 @@ export function buildWebhookApp(opts: WebhookAppOptions): WebhookApp {
       );
       return;
     }
-    const tooLarge = (): BreezeError =>
-      new BreezeError('PAYLOAD_TOO_LARGE', `the body is larger than ${BODY_LIMIT_BYTES} bytes (7 MiB)`);
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > BODY_LIMIT_BYTES) {
       reject(ex, res, tooLarge());

@@ -6,7 +6,7 @@
 import t from 'tap';
 import { admit } from '../../src/admission/handler.js';
 import { CpuBudget } from '../../src/admission/budget.js';
-import { deny, encodeReview } from '../../src/admission/review.js';
+import { decisionOf, deny, encodeReview } from '../../src/admission/review.js';
 import { Ipv4Range, VipAllocator } from '../../src/admission/vip.js';
 import { ConfigStore } from '../../src/cache/store.js';
 import { FindingsBuilder } from '../../src/admission/findings.js';
@@ -126,15 +126,7 @@ t.test('past the caps, problems and warnings are counted without building their 
   const body = encodeReview(
     'admission.k8s.io/v1',
     'u',
-    deny(
-      got.problems,
-      got.warnings,
-      { kind: 'ServiceEntry', group: 'networking.istio.io', name: 'x' },
-      {
-        problems: got.problemsNotKept ?? 0,
-        warnings: got.warningsNotKept ?? 0,
-      },
-    ),
+    decisionOf(got, { kind: 'ServiceEntry', group: 'networking.istio.io', name: 'x' }),
   );
   const response = body.response as any;
   t.equal(response.status.details.causes.at(-1).message, '... and 950 more problems');

@@ -1,19 +1,11 @@
 import type { KubeConfig } from '@kubernetes/client-node';
+import { loadClientNode } from '../../kube/client-node.js';
 import { asArray, asRecord, asString, isRecord, type JsonRecord } from '../../model/json.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { guardedLogged } from '../guard.js';
 import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
 import type { Discovery } from './discovery.js';
 import { collectionPath, getJson, isKubeApiError, KubeApiError } from './rest.js';
-
-/**
- * @kubernetes/client-node, imported when first needed: its API models hold about 27 MiB of heap,
- * which a process that never talks to the API server (local mode) should not carry (a larger
- * heap makes every full garbage collection longer, on the request path too).
- */
-export function loadClientNode(): Promise<typeof import('@kubernetes/client-node')> {
-  return import('@kubernetes/client-node');
-}
 
 /** One resource read cluster-wide. */
 export interface WatchedResource {
