@@ -240,7 +240,9 @@ export function buildWebhookApp(opts: WebhookAppOptions): WebhookApp {
     const webhook = req.method === 'POST' ? WEBHOOKS.get(q < 0 ? url : url.slice(0, q)) : undefined;
     if (webhook === undefined) {
       req.resume();
-      answer(res, 404, { message: `${req.method ?? ''} ${quote(url, 200).slice(1, -1)} not found` });
+      // The URL comes from the client: at most 200 characters of it in the answer.
+      const shown = url.length <= 200 ? url : `${url.slice(0, 200)}…`;
+      answer(res, 404, { message: `${req.method ?? ''} ${shown} not found` });
       return;
     }
     if (closing) {

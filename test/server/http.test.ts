@@ -178,6 +178,8 @@ t.test('AdmissionReview over HTTPS', async (t) => {
   t.test('unknown path: 404; GET on a webhook path: 404', async (t) => {
     t.equal((await send({ ...base, path: '/nope', body: '{}' })).status, 404);
     t.equal((await send({ ...base, method: 'GET' })).status, 404);
+    const long = await send({ ...base, path: `/${'a'.repeat(300)}?x=1`, body: '{}' });
+    t.same([long.status, long.json], [404, { message: `POST /${'a'.repeat(199)}… not found` }]);
   });
 
   t.test('a keep-alive connection serves many requests', async (t) => {
