@@ -364,7 +364,7 @@ export async function startBreeze(
   const admission: AdmissionDeps = {
     view: store,
     vips: new VipAllocator(new Ipv4Range(config.vipCidr), store),
-    ...(feed === undefined ? {} : { onAdmitted: feed.record }),
+    ...(feed === undefined ? {} : { onAdmitted: feed.admitted }),
     redisAuthMode: config.redisAuthMode,
     protocols: config.protocols,
     // Who may change Breeze's EnvoyFilters: Breeze's own service account (downward API).

@@ -9,7 +9,7 @@ import { BreezeError, isBreezeError, type BreezeErrorCode } from '../errors.js';
 import { asRecord, asString } from '../model/json.js';
 import { quote } from '../model/limits.js';
 import type { Logger } from '../telemetry/logger.js';
-import { knownOr, LABEL_VALUES, type Metrics } from '../telemetry/metrics.js';
+import type { Metrics } from '../telemetry/metrics.js';
 import { parseBody, RefusedBody } from './body.js';
 
 /** The admission endpoints: an HTTPS server and the request handler it runs. */
@@ -460,19 +460,15 @@ function labelsOf(outcome: Outcome): Labels {
   switch (outcome.type) {
     case 'decision': {
       const r = outcome.result.record ?? recordOfBody(outcome.result);
-      return {
-        kind: knownOr(r.kind, LABEL_VALUES.kind),
-        operation: knownOr(r.operation, LABEL_VALUES.operation),
-        allowed: String(r.allowed),
-        code: knownOr(String(r.code), LABEL_VALUES.code),
-      };
+      // The admission metrics keep their label sets closed themselves (unknown values: other).
+      return { kind: r.kind, operation: r.operation, allowed: String(r.allowed), code: String(r.code) };
     }
     case 'rejected':
       return {
         kind: '',
         operation: '',
         allowed: 'false',
-        code: knownOr(String(outcome.status), LABEL_VALUES.code),
+        code: String(outcome.status),
       };
     case 'deadline':
     case 'internal':

@@ -181,3 +181,63 @@ t.test('a metadata that is not an object is not spread into one key per characte
   feed.record({ operation: 'CREATE', kind: 'ServiceEntry', namespace: 'dubbo', name: 'odd', object });
   t.same(store.get('ServiceEntry', 'dubbo', 'odd')?.object.metadata, { namespace: 'dubbo' });
 });
+
+t.test(
+  'the webhook callback queues: one recording per key per event-loop turn, the last change',
+  async (t) => {
+    const { store, feed, changes, applies } = setup();
+    feed.admitted(create(se('demo')));
+    feed.admitted(create(se('other')));
+    feed.admitted(create(se('demo', 20881)));
+    feed.admitted(create(se('demo', 20882)));
+    t.equal(applies.n, 0, 'nothing recorded while the turn runs');
+    t.equal(store.get('ServiceEntry', 'dubbo', 'demo'), undefined);
+    await new Promise((resolve) => setImmediate(resolve));
+    t.equal(applies.n, 2, 'one recording per key');
+    const ports = (store.get('ServiceEntry', 'dubbo', 'demo')?.object.spec as { ports: { number: number }[] })
+      .ports;
+    t.same(ports, [{ number: 20882, name: 'tcp-dubbo' }], 'the last change of the key wins');
+    t.same(
+      changes,
+      [['ServiceEntry/dubbo/other'], ['ServiceEntry/dubbo/demo']],
+      'keys in the order of their last change',
+    );
+
+    // A DELETE queued after a CREATE of the same key: the key ends deleted.
+    feed.admitted({
+      operation: 'DELETE',
+      kind: 'ServiceEntry',
+      namespace: 'dubbo',
+      name: 'other',
+      object: undefined,
+    });
+    feed.admitted(create(se('later')));
+    await new Promise((resolve) => setImmediate(resolve));
+    t.equal(store.get('ServiceEntry', 'dubbo', 'other'), undefined);
+    t.ok(store.get('ServiceEntry', 'dubbo', 'later'));
+  },
+);
+
+t.test('stop() records what is still queued', async (t) => {
+  const { store, feed } = setup();
+  feed.start();
+  feed.admitted(create(se('demo')));
+  feed.stop();
+  t.ok(store.get('ServiceEntry', 'dubbo', 'demo'), 'recorded at stop, not lost');
+  await new Promise((resolve) => setImmediate(resolve));
+  t.ok(store.get('ServiceEntry', 'dubbo', 'demo'));
+});
+
+t.test('a change that fails to record is logged and the rest of the queue still recorded', async (t) => {
+  const { store, feed } = setup();
+  const apply = store.apply.bind(store);
+  store.apply = (...args: Parameters<ConfigStore['apply']>) => {
+    if (args[3] === 'boom') throw new Error('bug');
+    return apply(...args);
+  };
+  feed.admitted(create(se('boom')));
+  feed.admitted(create(se('fine')));
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(store.get('ServiceEntry', 'dubbo', 'boom'), undefined);
+  t.ok(store.get('ServiceEntry', 'dubbo', 'fine'));
+});
