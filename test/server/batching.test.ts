@@ -1,0 +1,102 @@
+// Issue 14: answers decided in one event-loop turn are written together at its end. Whatever the
+// batching, every request gets exactly its own answer, once, in order on its connection, and is
+// logged and counted once.
+import { Agent } from 'node:https';
+import { connect as tlsConnect } from 'node:tls';
+import t from 'tap';
+import { send, startHarness, validV1, mutateV1beta1 } from './helpers.js';
+
+function sample(text: string, name: string, labels: Record<string, string>): number {
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`)) continue;
+    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`)))
+      total += Number(line.split(' ')[1]);
+  }
+  return total;
+}
+
+t.test(
+  '400 concurrent reviews on 16 kept-alive connections: each answered once with its own uid',
+  async (t) => {
+    const h = await startHarness(t);
+    const agent = new Agent({ keepAlive: true, maxSockets: 16 });
+    t.teardown(() => agent.destroy());
+    let connections = 0;
+    const create = agent.createConnection.bind(agent);
+    agent.createConnection = (...args: Parameters<typeof create>) => {
+      connections++;
+      return create(...args);
+    };
+    const N = 400;
+    const results = await Promise.all(
+      Array.from({ length: N }, async (_, i) => {
+        const uid = `uid-${i}`;
+        // Three kinds of answer in the same turns: allowed, patched (mutate), and a 400 in-band.
+        const kind = i % 3;
+        const body =
+          kind === 0
+            ? JSON.stringify(validV1(uid))
+            : kind === 1
+              ? JSON.stringify(mutateV1beta1(uid))
+              : JSON.stringify({
+                  apiVersion: 'admission.k8s.io/v1',
+                  kind: 'AdmissionReview',
+                  request: { uid },
+                });
+        const res = await send({
+          port: h.port,
+          ca: h.certs.ca,
+          agent,
+          path: kind === 1 ? '/mutate' : '/validate',
+          body,
+        });
+        return { i, kind, res };
+      }),
+    );
+    let wrong = 0;
+    for (const { i, kind, res } of results) {
+      const ok =
+        res.status === 200 &&
+        res.json?.response?.uid === `uid-${i}` &&
+        (kind === 2 ? res.json.response.allowed === false : res.json.response.allowed === true) &&
+        (kind !== 1 || typeof res.json.response.patch === 'string');
+      if (!ok) wrong++;
+    }
+    t.equal(wrong, 0, 'every answer is the one for its request');
+    t.ok(connections <= 16, `at most 16 connections, kept alive (${connections})`);
+
+    const metrics = await h.metrics.registry.metrics();
+    t.equal(sample(metrics, 'breeze_admission_requests_total', {}), N, 'each counted once');
+    t.match(metrics, /^breeze_admission_in_flight 0$/m);
+    const uids = h.log
+      .lines()
+      .filter(
+        (l) => l.msg === 'admission decision' || l.msg === 'admission request is not an AdmissionReview',
+      )
+      .map((l) => l.uid);
+    t.equal(uids.length, N, 'one log line per request');
+    t.equal(new Set(uids).size, N, 'logged uids are distinct');
+  },
+);
+
+t.test('pipelined requests in one write: both answered, in order, on the one connection', async (t) => {
+  const h = await startHarness(t);
+  const socket = tlsConnect({ host: '127.0.0.1', port: h.port, ca: h.certs.ca, servername: 'localhost' });
+  t.teardown(() => socket.destroy());
+  await new Promise((r) => socket.once('secureConnect', r));
+  const request = (uid: string, path: string, body: string): string =>
+    `POST ${path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+  let text = '';
+  socket.on('data', (d: Buffer) => (text += d.toString()));
+  socket.write(
+    request('first', '/mutate', JSON.stringify(mutateV1beta1('first'))) +
+      request('second', '/validate', JSON.stringify(validV1('second'))) +
+      request('third', '/validate', JSON.stringify(validV1('third'))),
+  );
+  for (let i = 0; i < 200 && (text.match(/HTTP\/1\.1 200 /g) ?? []).length < 3; i++)
+    await new Promise((r) => setTimeout(r, 10));
+  const uids = [...text.matchAll(/"uid":"([a-z]+)"/g)].map((m) => m[1]);
+  t.same(uids, ['first', 'second', 'third'], 'three answers, in request order');
+  t.match(text.split('HTTP/1.1 200 ')[1] ?? '', /"patch":/, 'the first is the mutation with its patch');
+});
