@@ -58,3 +58,38 @@ t.test('Go durations and listen addresses', async (t) => {
   t.equal(parseListenAddress('9443'), undefined);
   t.equal(parseListenAddress(':70000'), undefined);
 });
+
+t.test(
+  'isDnsName is the per-label rule: same answer as splitting on dots and matching each label',
+  async (t) => {
+    const label = /^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?$/;
+    const oracle = (s: string): boolean =>
+      s.length > 0 && s.length <= 253 && s.split('.').every((l) => l.length <= 63 && label.test(l));
+    const chars = ['a', 'Z', '0', '9', '-', '.', '_', '*', ' ', 'é'];
+    let checked = 0;
+    // Every string of up to 4 of these characters, then random longer ones around the limits.
+    const all = (n: number): string[] =>
+      n === 0 ? [''] : all(n - 1).flatMap((p) => chars.map((c) => p + c));
+    const samples = [0, 1, 2, 3, 4].flatMap(all);
+    let seed = 7;
+    const rand = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    for (let i = 0; i < 5000; i++) {
+      const length = [62, 63, 64, 65, 252, 253, 254][rand(7)]! + rand(3) - 1;
+      samples.push(
+        Array.from({ length }, () => (rand(20) === 0 ? chars[rand(chars.length)]! : 'ab'[rand(2)]!)).join(''),
+      );
+    }
+    samples.push(
+      `${'a'.repeat(63)}.b`,
+      `${'a'.repeat(64)}.b`,
+      `${'a.'.repeat(126)}a`,
+      `${'a.'.repeat(127)}a`,
+    );
+    for (const s of samples) {
+      if (isDnsName(s) !== oracle(s)) t.fail(`${JSON.stringify(s)}: ${isDnsName(s)}, expected ${oracle(s)}`);
+      checked++;
+    }
+    t.equal(checked, samples.length);
+    t.ok(samples.some((s) => oracle(s)) && samples.some((s) => !oracle(s)), 'both answers occur');
+  },
+);
