@@ -234,6 +234,9 @@ export function buildWebhookApp(opts: WebhookAppOptions): WebhookApp {
       }
       return;
     }
+    // Before admit(): this turn's answers are written before what admit() schedules for the turn's
+    // end (the local-mode admission feed records the admitted objects then).
+    scheduleTurn();
     let result: AdmissionResult;
     try {
       result = body instanceof RefusedBody ? refused(body) : admit(ex.webhook, body, admission);
@@ -255,9 +258,11 @@ export function buildWebhookApp(opts: WebhookAppOptions): WebhookApp {
    * is the rest of the turn's work, which the answers decided last waited for anyway. A decision
    * made in a turn's poll phase (every one: the body's last bytes arrive there) is written before
    * that loop's timers run again, so no deadline fires in between; expire() would leave a decided
-   * exchange alone anyway.
+   * exchange alone anyway. The write is scheduled before the decision is made, so the answers
+   * go out before the admission feed records the turn's admitted objects.
    */
   let decided: Decided[] = [];
+  let turnScheduled = false;
   const writeDecided = (answers: readonly Decided[]): void => {
     for (const a of answers) {
       try {
@@ -273,10 +278,17 @@ export function buildWebhookApp(opts: WebhookAppOptions): WebhookApp {
     // Taken whole first: nothing written below adds to this turn's list.
     const answers = decided;
     decided = [];
+    turnScheduled = false;
     writeDecided(answers);
   };
+  const scheduleTurn = (): void => {
+    if (turnScheduled) return;
+    turnScheduled = true;
+    setImmediate(writeTurn);
+  };
   const replySoon = (ex: Exchange, res: ServerResponse, status: number, body: unknown): void => {
-    if (decided.push({ ex, res, status, body }) === 1) setImmediate(writeTurn);
+    decided.push({ ex, res, status, body });
+    scheduleTurn();
   };
   /**
    * A client that half-closes after its request (sends FIN) makes Node end the connection at

@@ -4,6 +4,8 @@
 import { Agent } from 'node:https';
 import { connect as tlsConnect } from 'node:tls';
 import t from 'tap';
+import { Ipv4Range, VipAllocator } from '../../src/admission/vip.js';
+import { ConfigStore } from '../../src/cache/store.js';
 import { send, startHarness, validV1, mutateV1beta1 } from './helpers.js';
 
 function sample(text: string, name: string, labels: Record<string, string>): number {
@@ -99,4 +101,34 @@ t.test('pipelined requests in one write: both answered, in order, on the one con
   const uids = [...text.matchAll(/"uid":"([a-z]+)"/g)].map((m) => m[1]);
   t.same(uids, ['first', 'second', 'third'], 'three answers, in request order');
   t.match(text.split('HTTP/1.1 200 ')[1] ?? '', /"patch":/, 'the first is the mutation with its patch');
+});
+
+t.test('the answers of a turn are written before what the admission feed does at its end', async (t) => {
+  // The local-mode feed records admitted objects in a setImmediate of its own (AdmissionFeed):
+  // an object that is costly to record must not hold back the turn's answers. An answer is
+  // logged as it is written, so the decision lines count the answers written so far.
+  const store = new ConfigStore();
+  const answeredFirst: boolean[] = [];
+  const log = { written: (): number => 0 };
+  const h = await startHarness(t, {
+    admission: {
+      view: store,
+      vips: new VipAllocator(new Ipv4Range('240.240.0.0/16'), store),
+      onAdmitted: () => {
+        const before = log.written();
+        setImmediate(() => answeredFirst.push(log.written() > before));
+      },
+    },
+  });
+  log.written = () => h.log.lines().filter((l) => l.msg === 'admission decision').length;
+  const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+  t.teardown(() => agent.destroy());
+  const answers = await Promise.all(
+    Array.from({ length: 40 }, (_, i) =>
+      send({ port: h.port, ca: h.certs.ca, agent, body: JSON.stringify(validV1(`uid-${i}`)) }),
+    ),
+  );
+  t.ok(answers.every((a) => a.json?.response?.allowed === true));
+  t.equal(answeredFirst.length, 40, 'every allowed review reached the feed');
+  t.equal(answeredFirst.filter((x) => !x).length, 0, 'each answer was written before the feed ran');
 });
