@@ -61,25 +61,49 @@ interface Described {
   readonly registers: readonly Registry[];
 }
 
-function register(metric: object, registers: readonly Registry[]): void {
-  for (const r of registers) r.registerMetric(metric as Metric);
-}
+type Value = MetricValueWithName<string> | { labels: Record<string, string>; value: number };
 
-/** A counter over closed labels: inc() is one index lookup and one addition. */
-export class ClosedCounter<L extends string> {
-  readonly type = 'counter';
+/** What prom-client's Registry reads of a metric: name, help, type and get(). */
+abstract class RegisteredMetric {
   readonly aggregator = 'sum';
   readonly name: string;
   readonly help: string;
+
+  constructor(
+    readonly type: 'counter' | 'histogram' | 'gauge',
+    o: Described,
+  ) {
+    this.name = o.name;
+    this.help = o.help;
+    for (const r of o.registers) r.registerMetric(this as unknown as Metric);
+  }
+
+  abstract reset(): void;
+
+  /** The series as prom-client's own metric of this type lists them. */
+  protected abstract values(): Value[];
+
+  get(): Promise<Exported> {
+    const { name, help, type } = this;
+    return Promise.resolve({
+      name,
+      help,
+      type,
+      aggregator: 'sum',
+      values: this.values(),
+    } as unknown as Exported);
+  }
+}
+
+/** A counter over closed labels: inc() is one index lookup and one addition. */
+export class ClosedCounter<L extends string> extends RegisteredMetric {
   private readonly index: SeriesIndex<L>;
   /** Series number → its value, in the order first counted (as prom-client prints them). */
   private series = new Map<number, number>();
 
   constructor(o: Described & { readonly labels: Readonly<Record<L, readonly string[]>> }) {
-    this.name = o.name;
-    this.help = o.help;
+    super('counter', o);
     this.index = new SeriesIndex(o.labels);
-    register(this, o.registers);
   }
 
   /** Adds `by` (default 1; a negative or non-finite amount is ignored) to the series of `labels`. */
@@ -93,15 +117,8 @@ export class ClosedCounter<L extends string> {
     this.series = new Map();
   }
 
-  get(): Promise<Exported> {
-    const values = [...this.series].map(([i, value]) => ({ labels: this.index.labels(i), value }));
-    return Promise.resolve({
-      name: this.name,
-      help: this.help,
-      type: this.type,
-      aggregator: 'sum',
-      values,
-    } as unknown as Exported);
+  protected values(): Value[] {
+    return [...this.series].map(([i, value]) => ({ labels: this.index.labels(i), value }));
   }
 }
 
@@ -113,11 +130,7 @@ interface HistogramSeries {
 }
 
 /** A histogram over closed labels: observe() is one index lookup, a bucket search and three additions. */
-export class ClosedHistogram<L extends string> {
-  readonly type = 'histogram';
-  readonly aggregator = 'sum';
-  readonly name: string;
-  readonly help: string;
+export class ClosedHistogram<L extends string> extends RegisteredMetric {
   private readonly index: SeriesIndex<L>;
   private readonly bounds: readonly number[];
   private series = new Map<number, HistogramSeries>();
@@ -129,11 +142,9 @@ export class ClosedHistogram<L extends string> {
       readonly buckets: readonly number[];
     },
   ) {
-    this.name = o.name;
-    this.help = o.help;
+    super('histogram', o);
     this.index = new SeriesIndex(o.labels);
     this.bounds = [...o.buckets].sort((a, b) => a - b);
-    register(this, o.registers);
   }
 
   /** Records one value (a non-finite one is ignored: a metric never throws on the request path). */
@@ -160,44 +171,32 @@ export class ClosedHistogram<L extends string> {
   }
 
   /** prom-client's shape: per series its cumulative buckets (le first), +Inf, _sum and _count. */
-  get(): Promise<Exported> {
-    const values: MetricValueWithName<string>[] = [];
+  protected values(): Value[] {
+    const values: Value[] = [];
     const bucket = `${this.name}_bucket`;
     for (const [i, s] of this.series) {
-      const labels = this.index.labels(i);
+      const sharedLabels = this.index.labels(i);
       let acc = 0;
       this.bounds.forEach((le, b) => {
         acc += s.counts[b] ?? 0;
-        values.push({ labels: { le }, value: acc, metricName: bucket, sharedLabels: labels } as never);
+        values.push({ labels: { le }, value: acc, metricName: bucket, sharedLabels } as never);
       });
       values.push(
-        { labels: { le: '+Inf' }, value: s.count, metricName: bucket, sharedLabels: labels } as never,
-        { labels: {}, value: s.sum, metricName: `${this.name}_sum`, sharedLabels: labels } as never,
-        { labels: {}, value: s.count, metricName: `${this.name}_count`, sharedLabels: labels } as never,
+        { labels: { le: '+Inf' }, value: s.count, metricName: bucket, sharedLabels } as never,
+        { labels: {}, value: s.sum, metricName: `${this.name}_sum`, sharedLabels } as never,
+        { labels: {}, value: s.count, metricName: `${this.name}_count`, sharedLabels } as never,
       );
     }
-    return Promise.resolve({
-      name: this.name,
-      help: this.help,
-      type: this.type,
-      aggregator: 'sum',
-      values,
-    } as unknown as Exported);
+    return values;
   }
 }
 
 /** A gauge without labels kept as a number (requests in flight): inc() and dec() are one addition. */
-export class LevelGauge {
-  readonly type = 'gauge';
-  readonly aggregator = 'sum';
-  readonly name: string;
-  readonly help: string;
+export class LevelGauge extends RegisteredMetric {
   private value = 0;
 
   constructor(o: Described) {
-    this.name = o.name;
-    this.help = o.help;
-    register(this, o.registers);
+    super('gauge', o);
   }
 
   inc(): void {
@@ -212,14 +211,7 @@ export class LevelGauge {
     this.value = 0;
   }
 
-  get(): Promise<Exported> {
-    const values = [{ labels: {}, value: this.value }];
-    return Promise.resolve({
-      name: this.name,
-      help: this.help,
-      type: this.type,
-      aggregator: 'sum',
-      values,
-    } as unknown as Exported);
+  protected values(): Value[] {
+    return [{ labels: {}, value: this.value }];
   }
 }
