@@ -334,8 +334,12 @@ export function buildWebhookApp(opts: WebhookAppOptions): WebhookApp {
       finished: false,
     };
     metrics.admissionInFlight.inc();
-    // A connection closed before the answer: logged then.
-    res.once('close', () => finish(ex));
+    // A connection closed before the answer is logged then, as such: a decision whose answer
+    // was still waiting for the end of its turn was never delivered.
+    res.once('close', () => {
+      if (!res.headersSent && ex.outcome?.type === 'decision') ex.outcome = undefined;
+      finish(ex);
+    });
     if (budgetMs !== undefined) {
       ex.timer = setTimeout(() => expire(ex, res), budgetMs);
       ex.timer.unref();

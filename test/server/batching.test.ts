@@ -1,12 +1,16 @@
 // Issue 14: answers decided in one event-loop turn are written together at its end. Whatever the
 // batching, every request gets exactly its own answer, once, in order on its connection, and is
 // logged and counted once.
+import { readFileSync } from 'node:fs';
 import { Agent } from 'node:https';
 import { connect as tlsConnect } from 'node:tls';
+import inject from 'light-my-request';
 import t from 'tap';
 import { Ipv4Range, VipAllocator } from '../../src/admission/vip.js';
 import { ConfigStore } from '../../src/cache/store.js';
-import { send, startHarness, validV1, mutateV1beta1 } from './helpers.js';
+import { buildWebhookApp } from '../../src/server/app.js';
+import { createMetrics } from '../../src/telemetry/metrics.js';
+import { captureLogger, makeCerts, send, startHarness, validV1, mutateV1beta1 } from './helpers.js';
 
 function sample(text: string, name: string, labels: Record<string, string>): number {
   let total = 0;
@@ -132,3 +136,42 @@ t.test('the answers of a turn are written before what the admission feed does at
   t.equal(answeredFirst.length, 40, 'every allowed review reached the feed');
   t.equal(answeredFirst.filter((x) => !x).length, 0, 'each answer was written before the feed ran');
 });
+
+t.test(
+  'a connection closed between the decision and the end of its turn: logged as closed before an answer',
+  async (t) => {
+    const certs = await makeCerts(t.testdir());
+    const store = new ConfigStore();
+    const log = captureLogger();
+    const metrics = createMetrics();
+    const app = buildWebhookApp({
+      admission: { view: store, vips: new VipAllocator(new Ipv4Range('240.240.0.0/16'), store) },
+      logger: log.logger,
+      metrics,
+      tls: { cert: readFileSync(certs.certFile, 'utf8'), key: readFileSync(certs.keyFile, 'utf8') },
+    });
+    const answer = inject(
+      (req, res) => {
+        app.handler(req, res);
+        // Runs after the app's own 'end' listener, which decided and queued the answer.
+        req.once('end', () => res.destroy());
+      },
+      {
+        method: 'POST',
+        url: '/validate',
+        headers: { 'content-type': 'application/json' },
+        payload: JSON.stringify(validV1('uid-gone')),
+      },
+    );
+    await t.rejects(answer, /destroyed/);
+    await new Promise((resolve) => setImmediate(resolve));
+    t.same(
+      log.lines().map((l) => l.msg),
+      ['admission connection closed before an answer'],
+      'not logged as a decision nobody received',
+    );
+    const text = await metrics.registry.metrics();
+    t.notMatch(text, /^breeze_admission_requests_total\{/m, 'not counted as answered');
+    t.match(text, /^breeze_admission_in_flight 0$/m);
+  },
+);
