@@ -105,7 +105,7 @@ type Outcome =
   | { readonly type: 'deadline'; readonly timeoutMs: number }
   | { readonly type: 'internal'; readonly error: unknown };
 
-/** An answer decided in this event-loop turn, written at its end (see replySoon). */
+/** An answer decided in this event-loop turn, written at its end (see writeTurn). */
 interface Decided {
   readonly ex: Exchange;
   readonly res: ServerResponse;
@@ -247,7 +247,7 @@ export function buildWebhookApp(opts: WebhookAppOptions): WebhookApp {
       return;
     }
     ex.outcome = { type: 'decision', result };
-    replySoon(ex, res, result.httpStatus, result.body);
+    decided.push({ ex, res, status: result.httpStatus, body: result.body });
   };
 
   /**
@@ -285,10 +285,6 @@ export function buildWebhookApp(opts: WebhookAppOptions): WebhookApp {
     if (turnScheduled) return;
     turnScheduled = true;
     setImmediate(writeTurn);
-  };
-  const replySoon = (ex: Exchange, res: ServerResponse, status: number, body: unknown): void => {
-    decided.push({ ex, res, status, body });
-    scheduleTurn();
   };
   /**
    * A client that half-closes after its request (sends FIN) makes Node end the connection at

@@ -102,24 +102,19 @@ export class AdmissionFeed {
    */
   private readonly queued = new Map<string, AdmittedChange>();
   private flushing: NodeJS.Immediate | undefined;
-  /** The key queued last (the last key of `queued`), while the queue is not empty. */
-  private lastQueued: string | undefined;
 
   /** The webhook's `onAdmitted` callback: queues the change; it is recorded later in this event-loop turn. */
   readonly admitted = (change: AdmittedChange): void => {
     const key = `${change.kind}/${change.namespace}/${change.name}`;
-    // Deleted first so the key moves to the end (keys are recorded in the order of their last
-    // change), unless it is the last already: the same object reviewed again and again.
-    if (key !== this.lastQueued) this.queued.delete(key);
+    // Deleted first so the key moves to the end: keys are recorded in the order of their last change.
+    this.queued.delete(key);
     this.queued.set(key, change);
-    this.lastQueued = key;
     this.flushing ??= setImmediate(this.flush);
   };
 
   /** Records every queued change (never throws: it runs from setImmediate). */
   readonly flush = (): void => {
     this.flushing = undefined;
-    this.lastQueued = undefined;
     for (const [key, change] of this.queued) {
       this.queued.delete(key);
       this.record(change);

@@ -1,10 +1,9 @@
 /**
- * The metrics every admission request touches, kept as plain numbers: prom-client validates and
- * hashes the labels of every observation (sorted names, a string built per call), which cost
- * about 4 µs of each review's answer. These series have closed label sets (every value is one of
- * LABEL_VALUES or `other`), so a series is an index into a table, found with one Map lookup per
- * label. They register into the same prom-client Registry and print exactly as its Counter,
- * Histogram and Gauge do; everything off the request path stays on prom-client.
+ * Metrics over closed label sets (every value one of LABEL_VALUES, else `other`), kept as plain
+ * numbers: a series is an index into a table, found with one Map lookup per label. prom-client
+ * validates and hashes the labels of every observation (sorted names, a string built per call),
+ * which cost about 4 µs of each review's answer. They register into a prom-client Registry and
+ * print exactly as its Counter, Histogram and Gauge do; metrics without labels stay prom-client's.
  */
 import type { Metric, MetricObjectWithValues, MetricValueWithName, Registry } from 'prom-client';
 
@@ -95,22 +94,22 @@ abstract class RegisteredMetric {
   }
 }
 
-/** A counter over closed labels: inc() is one index lookup and one addition. */
-export class ClosedCounter<L extends string> extends RegisteredMetric {
+/** One number per series of closed labels, in the order first set (as prom-client prints them). */
+abstract class ClosedValues<L extends string> extends RegisteredMetric {
   private readonly index: SeriesIndex<L>;
-  /** Series number → its value, in the order first counted (as prom-client prints them). */
-  private series = new Map<number, number>();
+  protected series = new Map<number, number>();
 
-  constructor(o: Described & { readonly labels: Readonly<Record<L, readonly string[]>> }) {
-    super('counter', o);
+  constructor(
+    type: 'counter' | 'gauge',
+    o: Described & { readonly labels: Readonly<Record<L, readonly string[]>> },
+  ) {
+    super(type, o);
     this.index = new SeriesIndex(o.labels);
   }
 
-  /** Adds `by` (default 1; a negative or non-finite amount is ignored) to the series of `labels`. */
-  inc(labels: Readonly<Record<L, string | number>>, by = 1): void {
-    if (!(by >= 0) || by === Infinity) return;
-    const i = this.index.of(labels);
-    this.series.set(i, (this.series.get(i) ?? 0) + by);
+  /** The series number of `labels` (unknown values count as `other`). */
+  protected seriesOf(labels: Readonly<Record<L, string | number>>): number {
+    return this.index.of(labels);
   }
 
   reset(): void {
@@ -119,6 +118,32 @@ export class ClosedCounter<L extends string> extends RegisteredMetric {
 
   protected values(): Value[] {
     return [...this.series].map(([i, value]) => ({ labels: this.index.labels(i), value }));
+  }
+}
+
+/** A counter over closed labels: inc() is one index lookup and one addition. */
+export class ClosedCounter<L extends string> extends ClosedValues<L> {
+  constructor(o: Described & { readonly labels: Readonly<Record<L, readonly string[]>> }) {
+    super('counter', o);
+  }
+
+  /** Adds `by` (default 1; a negative or non-finite amount is ignored) to the series of `labels`. */
+  inc(labels: Readonly<Record<L, string | number>>, by = 1): void {
+    if (!(by >= 0) || by === Infinity) return;
+    const i = this.seriesOf(labels);
+    this.series.set(i, (this.series.get(i) ?? 0) + by);
+  }
+}
+
+/** A gauge over closed labels, set series by series (reset() forgets them all). */
+export class ClosedGauge<L extends string> extends ClosedValues<L> {
+  constructor(o: Described & { readonly labels: Readonly<Record<L, readonly string[]>> }) {
+    super('gauge', o);
+  }
+
+  /** Sets the series of `labels` (a non-finite value is ignored). */
+  set(labels: Readonly<Record<L, string | number>>, value: number): void {
+    if (Number.isFinite(value)) this.series.set(this.seriesOf(labels), value);
   }
 }
 

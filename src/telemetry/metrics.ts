@@ -1,7 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { HANDLED_KINDS } from '../model/kinds.js';
 
-import { ClosedCounter, ClosedHistogram, LevelGauge, OTHER } from './closed-metrics.js';
+import { ClosedCounter, ClosedGauge, ClosedHistogram, LevelGauge, OTHER } from './closed-metrics.js';
 
 export { OTHER };
 
@@ -45,55 +45,6 @@ export function knownOr(value: string, known: readonly string[]): string {
   return known.includes(value) ? value : OTHER;
 }
 
-type LabelArg = Record<string, string | number>;
-
-/**
- * Closes a metric's labels: every call that takes labels (inc, dec, set, observe, startTimer,
- * labels, remove, zero) has each value mapped onto its label's known values (else `other`) before
- * prom-client sees it. Applies to every caller, in src/ or not.
- */
-function closed<M extends Counter | Gauge | Histogram>(
-  metric: M,
-  known: Readonly<Record<string, readonly string[]>>,
-): M {
-  const names = Object.keys(known);
-  // Sets rather than the lists: this runs for every observation on the request path.
-  const sets = new Map(Object.entries(known).map(([name, values]) => [name, new Set<string>(values)]));
-  const bound = (labels: LabelArg): LabelArg => {
-    const out: LabelArg = {};
-    for (const name of Object.keys(labels)) {
-      const allowed = sets.get(name);
-      const value = labels[name] as string | number;
-      if (allowed === undefined) {
-        // A label the metric does not have is passed on as is: prom-client rejects it.
-        out[name] = value;
-        continue;
-      }
-      const text = typeof value === 'string' ? value : String(value);
-      out[name] = allowed.has(text) ? text : OTHER;
-    }
-    return out;
-  };
-  const target = metric as unknown as Record<string, unknown>;
-  for (const method of ['inc', 'dec', 'set', 'observe', 'startTimer', 'remove', 'labels', 'zero']) {
-    const original = target[method];
-    if (typeof original !== 'function') continue;
-    target[method] = (...args: unknown[]): unknown => {
-      const first = args[0];
-      if (typeof first === 'object' && first !== null) args[0] = bound(first as LabelArg);
-      else if (method === 'labels' || method === 'remove') {
-        // Positional values, in labelNames order.
-        for (let i = 0; i < args.length && i < names.length; i++) {
-          const allowed = known[names[i] as string];
-          if (allowed !== undefined) args[i] = knownOr(String(args[i]), allowed);
-        }
-      }
-      return (original as (...a: unknown[]) => unknown).apply(metric, args);
-    };
-  }
-  return metric;
-}
-
 type AdmissionLabel = 'webhook' | 'kind' | 'operation' | 'allowed';
 
 /** The Prometheus metrics of one Breeze process, on a registry of their own. */
@@ -105,7 +56,7 @@ export interface Metrics {
   readonly admissionInFlight: LevelGauge;
   /** The serving certificate's notAfter, unix seconds. */
   readonly tlsCertificateExpiry: Gauge;
-  readonly tlsReloads: Counter<'result'>;
+  readonly tlsReloads: ClosedCounter<'result'>;
   readonly admissionInternalErrors: Counter;
   /** Admitted changes no authoritative source confirmed within --admission-grace. */
   readonly admissionUnconfirmedDropped: Counter;
@@ -114,11 +65,11 @@ export interface Metrics {
   /** Changes that reached the config cache, by origin. */
   readonly cacheChanges: ClosedCounter<'origin'>;
   /** Objects not taken into the cache (over the bounds, or unreadable), once per version, by origin. */
-  readonly cacheRejected: Counter<'origin'>;
+  readonly cacheRejected: ClosedCounter<'origin'>;
   /** Dirty keys handed to the debouncer (a key added twice counts twice). */
   readonly debounceEvents: Counter;
   /** Debounced pushes, by result (success, failure). */
-  readonly pushes: Counter<'result'>;
+  readonly pushes: ClosedCounter<'result'>;
   readonly pushDuration: Histogram;
   /** Distinct keys per push. */
   readonly pushKeys: Histogram;
@@ -127,13 +78,13 @@ export interface Metrics {
   /** Times this replica became leader. */
   readonly leaderAcquisitions: Counter;
   /** EnvoyFilter writes by operation (create, update, delete, adopt_delete) and result (success or error code). */
-  readonly reconcileWrites: Counter<'operation' | 'result'>;
+  readonly reconcileWrites: ClosedCounter<'operation' | 'result'>;
   /** Objects whose last write failed and is not yet repaired, by error code. */
-  readonly reconcileFailures: Gauge<'code'>;
+  readonly reconcileFailures: ClosedGauge<'code'>;
   /** Service keys waiting for a retry. */
   readonly reconcileRetriesPending: Gauge;
   /** Seconds one reconcile (push or resync) took. */
-  readonly reconcileDuration: Histogram<'trigger'>;
+  readonly reconcileDuration: ClosedHistogram<'trigger'>;
 }
 
 /** From 0.5 ms (a cached lookup) to 10 s (past any sane webhook timeout). */
@@ -155,7 +106,7 @@ export function createMetrics(): Metrics {
   const registers = [registry];
   const metrics: Metrics = {
     registry,
-    // The three series every review touches: see closed-metrics.ts.
+    // Every metric with labels keeps them closed (closed-metrics.ts).
     admissionDuration: new ClosedHistogram({
       name: 'breeze_admission_duration_seconds',
       help: 'Time from receiving an admission request to answering it, in seconds.',
@@ -190,15 +141,12 @@ export function createMetrics(): Metrics {
       help: "The serving certificate's notAfter as unix time in seconds.",
       registers,
     }),
-    tlsReloads: closed(
-      new Counter({
-        name: 'breeze_tls_reloads_total',
-        help: 'Serving certificate reloads, by result (a failed reload keeps the previous pair).',
-        labelNames: ['result'],
-        registers,
-      }),
-      { result: LABEL_VALUES.result },
-    ),
+    tlsReloads: new ClosedCounter({
+      name: 'breeze_tls_reloads_total',
+      help: 'Serving certificate reloads, by result (a failed reload keeps the previous pair).',
+      labels: { result: LABEL_VALUES.result },
+      registers,
+    }),
     admissionInternalErrors: new Counter({
       name: 'breeze_admission_internal_errors_total',
       help: 'Admission requests that failed with an internal error (a bug, answered with HTTP 500).',
@@ -220,29 +168,23 @@ export function createMetrics(): Metrics {
       labels: { origin: LABEL_VALUES.origin },
       registers,
     }),
-    cacheRejected: closed(
-      new Counter({
-        name: 'breeze_cache_objects_rejected_total',
-        help: 'Objects a source delivered that the config cache did not take (over the depth, string or list bounds, unreadable, or over 256 KiB from admission); the previous version is kept. Counted once per object version, by origin (kubernetes, istiod, file, admission).',
-        labelNames: ['origin'],
-        registers,
-      }),
-      { origin: LABEL_VALUES.origin },
-    ),
+    cacheRejected: new ClosedCounter({
+      name: 'breeze_cache_objects_rejected_total',
+      help: 'Objects a source delivered that the config cache did not take (over the depth, string or list bounds, unreadable, or over 256 KiB from admission); the previous version is kept. Counted once per object version, by origin (kubernetes, istiod, file, admission).',
+      labels: { origin: LABEL_VALUES.origin },
+      registers,
+    }),
     debounceEvents: new Counter({
       name: 'breeze_debounce_events_total',
       help: 'Dirty keys handed to the push debouncer.',
       registers,
     }),
-    pushes: closed(
-      new Counter({
-        name: 'breeze_push_total',
-        help: 'Debounced pushes, by result (a failed push is retried only if its caller re-adds the keys).',
-        labelNames: ['result'],
-        registers,
-      }),
-      { result: LABEL_VALUES.result },
-    ),
+    pushes: new ClosedCounter({
+      name: 'breeze_push_total',
+      help: 'Debounced pushes, by result (a failed push is retried only if its caller re-adds the keys).',
+      labels: { result: LABEL_VALUES.result },
+      registers,
+    }),
     pushDuration: new Histogram({
       name: 'breeze_push_duration_seconds',
       help: 'Duration of one debounced push, in seconds.',
@@ -265,39 +207,30 @@ export function createMetrics(): Metrics {
       help: 'Times this replica became leader.',
       registers,
     }),
-    reconcileWrites: closed(
-      new Counter({
-        name: 'breeze_reconcile_writes_total',
-        help: 'EnvoyFilter writes to the sink, by operation and result (success or the error code).',
-        labelNames: ['operation', 'result'],
-        registers,
-      }),
-      { operation: LABEL_VALUES.writeOperation, result: ['success', ...LABEL_VALUES.errorCode] },
-    ),
-    reconcileFailures: closed(
-      new Gauge({
-        name: 'breeze_reconcile_failures',
-        help: 'Objects whose last write failed and has not been repaired yet, by error code.',
-        labelNames: ['code'],
-        registers,
-      }),
-      { code: LABEL_VALUES.errorCode },
-    ),
+    reconcileWrites: new ClosedCounter({
+      name: 'breeze_reconcile_writes_total',
+      help: 'EnvoyFilter writes to the sink, by operation and result (success or the error code).',
+      labels: { operation: LABEL_VALUES.writeOperation, result: ['success', ...LABEL_VALUES.errorCode] },
+      registers,
+    }),
+    reconcileFailures: new ClosedGauge({
+      name: 'breeze_reconcile_failures',
+      help: 'Objects whose last write failed and has not been repaired yet, by error code.',
+      labels: { code: LABEL_VALUES.errorCode },
+      registers,
+    }),
     reconcileRetriesPending: new Gauge({
       name: 'breeze_reconcile_retries_pending',
       help: 'Service keys waiting for a retry after a failed write.',
       registers,
     }),
-    reconcileDuration: closed(
-      new Histogram({
-        name: 'breeze_reconcile_duration_seconds',
-        help: 'Duration of one reconcile (push of dirty keys or full resync), in seconds.',
-        labelNames: ['trigger'],
-        buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
-        registers,
-      }),
-      { trigger: LABEL_VALUES.trigger },
-    ),
+    reconcileDuration: new ClosedHistogram({
+      name: 'breeze_reconcile_duration_seconds',
+      help: 'Duration of one reconcile (push of dirty keys or full resync), in seconds.',
+      labels: { trigger: LABEL_VALUES.trigger },
+      buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    }),
   };
   // Both results show up as 0 from the start, so rate() and alerts work before the first reload.
   metrics.tlsReloads.inc({ result: 'success' }, 0);

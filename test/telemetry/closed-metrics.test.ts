@@ -2,7 +2,12 @@
 // Histogram and Gauge print for the same observations, and keep their label sets closed.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import t from 'tap';
-import { ClosedCounter, ClosedHistogram, LevelGauge } from '../../src/telemetry/closed-metrics.js';
+import {
+  ClosedCounter,
+  ClosedGauge,
+  ClosedHistogram,
+  LevelGauge,
+} from '../../src/telemetry/closed-metrics.js';
 import { ADMISSION_DURATION_BUCKETS, createMetrics } from '../../src/telemetry/metrics.js';
 
 const LABELS = {
@@ -87,6 +92,30 @@ t.test('ClosedCounter prints what prom-client Counter prints; unknown values cou
   );
   c.reset();
   t.equal((await c.get()).values.length, 0);
+});
+
+t.test('ClosedGauge prints what prom-client Gauge prints, set series by series', async (t) => {
+  const ours = new Registry();
+  const theirs = new Registry();
+  const g = new ClosedGauge({ name: 'f', help: 'f', labels: { code: ['A', 'B'] }, registers: [ours] });
+  const p = new Gauge({ name: 'f', help: 'f', labelNames: ['code'], registers: [theirs] });
+  for (const [code, n] of [
+    ['A', 3],
+    ['B', 1],
+    ['A', 2],
+  ] as const) {
+    g.set({ code }, n);
+    p.set({ code }, n);
+  }
+  t.same(await lines(ours), await lines(theirs));
+  g.reset();
+  p.reset();
+  g.set({ code: 'B' }, 5);
+  p.set({ code: 'B' }, 5);
+  g.set({ code: 'B' }, NaN);
+  t.same(await lines(ours), await lines(theirs), 'reset forgets every series; NaN is ignored');
+  g.set({ code: 'x'.repeat(1000) }, 1);
+  t.match(await ours.metrics(), /^f\{code="other"\} 1$/m);
 });
 
 t.test('LevelGauge prints what prom-client Gauge prints', async (t) => {
